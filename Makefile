@@ -1,0 +1,52 @@
+# The two commands a user needs are `make demo` and `make test`; both work on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+VPY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export VIRTUAL_ENV := $(VENV)
+export PATH := $(VENV)/bin:$(PATH)
+
+.PHONY: build test demo bench lint erlang cargo-test pytest clean
+
+$(VENV)/.tools: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q "maturin>=1.7,<2" "pytest>=8" "pytest-benchmark>=4" "pytest-timeout>=2" \
+		"hypothesis>=6" "ruff>=0.6" "mypy>=1.10"
+	touch $@
+
+# Builds the extension in release mode into .venv (editable: python/ stays the source).
+build: $(VENV)/.tools
+	$(VPY) -m maturin develop --release -q
+
+# Erlang/OTP from Debian when `erl` is missing.
+erlang:
+	@command -v erl >/dev/null 2>&1 || { \
+		echo "installing Erlang/OTP (erlang-nox) from Debian"; \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q erlang-nox; }
+
+cargo-test:
+	cargo test --quiet
+
+pytest: build erlang
+	$(VPY) -m pytest -q
+
+test: build erlang cargo-test pytest
+
+demo: build erlang
+	$(VPY) examples/messenger/demo.py
+
+bench: build erlang
+	$(VPY) benches/run.py
+
+lint: $(VENV)/.tools
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --features python -- -D warnings
+	$(VPY) -m ruff check python tests benches examples
+	$(VPY) -m mypy python
+
+clean:
+	rm -rf target $(VENV) python/erlnode/*.so

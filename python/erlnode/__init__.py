@@ -1,0 +1,1 @@
+"""erlnode: make a Python program a node of an Erlang cluster."""

@@ -1,0 +1,1 @@
+//! placeholder: the PyO3 layer
