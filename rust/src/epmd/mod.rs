@@ -68,3 +68,6 @@ pub async fn register_or_serve(
         }
     }
 }
+
+#[cfg(test)]
+mod test_support;
