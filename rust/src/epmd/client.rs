@@ -324,7 +324,10 @@ mod tests {
 
         let reg = register(epmd, &name, 4711, true).await.unwrap();
         assert_ne!(reg.creation, 0);
-        assert_eq!((reg.alive(), reg.port(), reg.epmd()), (name.as_str(), 4711, epmd));
+        assert_eq!(
+            (reg.alive(), reg.port(), reg.epmd()),
+            (name.as_str(), 4711, epmd)
+        );
 
         let info = port_please(epmd, &name).await.unwrap().expect("registered");
         assert_eq!(info, NodeInfo::new(&name, 4711, true));
@@ -341,7 +344,9 @@ mod tests {
 
         let err = register(epmd, &name, 4713, true).await.unwrap_err();
         assert!(matches!(&err, EpmdError::NameTaken { name: n, .. } if *n == name));
-        assert!(err.to_string().contains(&format!("name '{name}' is already registered")));
+        assert!(err
+            .to_string()
+            .contains(&format!("name '{name}' is already registered")));
         // The refused attempt left the first registration alone.
         assert_eq!(port_please(epmd, &name).await.unwrap().unwrap().port, 4711);
 
@@ -351,7 +356,10 @@ mod tests {
             (!is_registered(epmd, &name).await).then_some(())
         })
         .await;
-        assert!(gone.is_some(), "dropping the registration must unregister '{name}'");
+        assert!(
+            gone.is_some(),
+            "dropping the registration must unregister '{name}'"
+        );
         assert_eq!(port_please(epmd, &name).await.unwrap(), None);
         assert!(is_registered(epmd, &other).await);
 
@@ -371,7 +379,8 @@ mod tests {
     #[tokio::test]
     async fn client_against_real_epmd() {
         let port = free_port();
-        let Some(epmd_process) = spawn_or_skip(Command::new("epmd").args(["-port", &port.to_string()]))
+        let Some(epmd_process) =
+            spawn_or_skip(Command::new("epmd").args(["-port", &port.to_string()]))
         else {
             return;
         };
@@ -382,7 +391,9 @@ mod tests {
         exercise(epmd).await;
 
         // When the EPMD goes away, a registration learns about it.
-        let mut reg = register(epmd, &random_name("py"), 1234, true).await.unwrap();
+        let mut reg = register(epmd, &random_name("py"), 1234, true)
+            .await
+            .unwrap();
         epmd_process.stop();
         tokio::time::timeout(TIMEOUT, reg.closed())
             .await
@@ -396,8 +407,14 @@ mod tests {
         let epmd = loopback(free_port());
         let err = register(epmd, "py", 1, true).await.unwrap_err();
         assert!(err.is_connection_refused(), "{err:?}");
-        assert!(err.to_string().starts_with(&format!("no EPMD at {epmd}")), "{err}");
-        assert!(port_please(epmd, "py").await.unwrap_err().is_connection_refused());
+        assert!(
+            err.to_string().starts_with(&format!("no EPMD at {epmd}")),
+            "{err}"
+        );
+        assert!(port_please(epmd, "py")
+            .await
+            .unwrap_err()
+            .is_connection_refused());
         assert!(names(epmd).await.unwrap_err().is_connection_refused());
     }
 
@@ -406,7 +423,10 @@ mod tests {
         let epmd = loopback(free_port());
         for name in ["", "a@b", &"x".repeat(256)] {
             let err = register(epmd, name, 1, true).await.unwrap_err();
-            assert!(matches!(err, EpmdError::InvalidName { .. }), "{name}: {err}");
+            assert!(
+                matches!(err, EpmdError::InvalidName { .. }),
+                "{name}: {err}"
+            );
         }
     }
 

@@ -71,3 +71,106 @@ pub async fn register_or_serve(
 
 #[cfg(test)]
 mod test_support;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::epmd::client::TIMEOUT;
+    use crate::epmd::test_support::{eventually, free_port, random_name, spawn_or_skip};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn register_or_serve_starts_one_server_and_shares_it() {
+        let epmd_port = free_port();
+        let local = SocketAddr::from((Ipv4Addr::LOCALHOST, epmd_port));
+
+        // Several nodes start at once on a host without EPMD: exactly one serves.
+        let starts = (0..4).map(|i| {
+            tokio::spawn(async move {
+                let alive = random_name(&format!("n{i}_"));
+                let result = register_or_serve(epmd_port, &alive, 1000 + i, true).await;
+                (alive, result)
+            })
+        });
+        let mut nodes = Vec::new();
+        for start in starts {
+            let (alive, result) = start.await.unwrap();
+            let (registration, server) = result.unwrap_or_else(|e| panic!("{alive}: {e}"));
+            assert_eq!(registration.alive(), alive);
+            assert_ne!(registration.creation, 0);
+            nodes.push((alive, registration, server));
+        }
+        assert_eq!(nodes.iter().filter(|(_, _, s)| s.is_some()).count(), 1);
+        let listed = names(local).await.unwrap();
+        for (alive, registration, _) in &nodes {
+            assert!(
+                listed.contains(&(alive.clone(), registration.port())),
+                "{listed:?}"
+            );
+        }
+
+        // The serving node shuts down first: the others keep their EPMD.
+        let serving = nodes.iter().position(|(_, _, s)| s.is_some()).unwrap();
+        let (alive, registration, server) = nodes.remove(serving);
+        let server = server.unwrap();
+        drop(registration);
+        server.release();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(server.is_serving());
+        assert_eq!(port_please(local, &alive).await.unwrap(), None);
+        assert_eq!(names(local).await.unwrap().len(), 3);
+
+        // A node joining now registers with the released but still serving server.
+        let (late, late_server) = register_or_serve(epmd_port, &random_name("late"), 7, true)
+            .await
+            .unwrap();
+        assert!(late_server.is_none());
+
+        drop(late);
+        drop(nodes);
+        tokio::time::timeout(TIMEOUT, server.wait_stopped())
+            .await
+            .expect("the last node leaving stops the released server");
+        assert!(names(local).await.unwrap_err().is_connection_refused());
+    }
+
+    /// Registers through `register_or_serve` with the EPMD at `epmd_port`, which must be used
+    /// as it is.
+    async fn uses_existing(epmd_port: u16) {
+        let local = SocketAddr::from((Ipv4Addr::LOCALHOST, epmd_port));
+        let alive = random_name("py");
+        let (registration, server) = register_or_serve(epmd_port, &alive, 4242, true)
+            .await
+            .unwrap();
+        assert!(
+            server.is_none(),
+            "an EPMD already runs, none must be started"
+        );
+        let info = port_please(local, &alive)
+            .await
+            .unwrap()
+            .expect("registered");
+        assert_eq!((info.port, info.is_hidden()), (4242, true));
+        drop(registration);
+    }
+
+    #[tokio::test]
+    async fn register_or_serve_uses_a_running_epmd() {
+        // A private real epmd on a free port, killed (by pid) when the guard drops.
+        let epmd_port = free_port();
+        let command = &mut std::process::Command::new("epmd");
+        let Some(_epmd) = spawn_or_skip(command.args(["-port", &epmd_port.to_string()])) else {
+            return;
+        };
+        let local = SocketAddr::from((Ipv4Addr::LOCALHOST, epmd_port));
+        let up = eventually(TIMEOUT, || async { names(local).await.ok() }).await;
+        assert!(up.is_some(), "epmd on port {epmd_port} did not come up");
+        uses_existing(epmd_port).await;
+
+        // The host's own EPMD, only if one runs (never started or stopped here).
+        let system = SocketAddr::from((Ipv4Addr::LOCALHOST, client::DEFAULT_EPMD_PORT));
+        match names(system).await {
+            Ok(_) => uses_existing(client::DEFAULT_EPMD_PORT).await,
+            Err(e) => eprintln!("note: no EPMD on port 4369 ({e}), system EPMD check skipped"),
+        }
+    }
+}

@@ -448,7 +448,9 @@ mod tests {
         let idle = EmbeddedEpmd::bind(loopback(0)).await.unwrap();
         let idle_addr = idle.local_addr();
         idle.release();
-        tokio::time::timeout(TIMEOUT, idle.wait_stopped()).await.unwrap();
+        tokio::time::timeout(TIMEOUT, idle.wait_stopped())
+            .await
+            .unwrap();
         assert!(!idle.is_serving());
         assert!(names(idle_addr).await.unwrap_err().is_connection_refused());
 
@@ -516,7 +518,10 @@ mod tests {
         })
         .await;
         let (_, port) = seen.expect("erl did not register with the embedded EPMD");
-        let info = port_please(addr, &name).await.unwrap().expect("erl is registered");
+        let info = port_please(addr, &name)
+            .await
+            .unwrap()
+            .expect("erl is registered");
         assert_eq!(info.port, port);
         assert_ne!(port, 0);
         assert_eq!(info.node_type, NODE_TYPE_NORMAL);
@@ -535,7 +540,10 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert!(status.success(), "net_adm:ping through the embedded EPMD: {status}");
+        assert!(
+            status.success(),
+            "net_adm:ping through the embedded EPMD: {status}"
+        );
 
         // Released while erl is registered: still serving.
         server.release();

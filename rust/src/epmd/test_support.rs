@@ -41,7 +41,10 @@ pub fn spawn_or_skip(command: &mut Command) -> Option<ChildGuard> {
     match command.spawn() {
         Ok(child) => Some(ChildGuard(child)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && std::env::var_os("CI").is_none() => {
-            eprintln!("note: {:?} not installed, skipping this test", command.get_program());
+            eprintln!(
+                "note: {:?} not installed, skipping this test",
+                command.get_program()
+            );
             None
         }
         Err(e) => panic!("cannot start {:?}: {e}", command.get_program()),
