@@ -865,7 +865,12 @@ mod tests {
             drop(sb); // closing is how a refusing side ends the handshake
             r
         };
-        tokio::join!(initiate(&mut sa, a, dialed), acceptor)
+        let initiator = async {
+            let r = initiate(&mut sa, a, dialed).await;
+            drop(sa);
+            r
+        };
+        tokio::join!(initiator, acceptor)
     }
 
     #[test]

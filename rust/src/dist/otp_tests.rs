@@ -62,9 +62,13 @@ struct Erl {
 }
 
 impl Erl {
-    fn start(sname: &str, cookie: &str, eval: Option<&str>) -> Erl {
+    /// Without `sname`, `eval` must start distribution itself.
+    fn start(sname: Option<&str>, cookie: &str, eval: Option<&str>) -> Erl {
         let mut cmd = Command::new("erl");
-        cmd.args(["-sname", sname, "-setcookie", cookie, "-noshell"]);
+        if let Some(sname) = sname {
+            cmd.args(["-sname", sname]);
+        }
+        cmd.args(["-setcookie", cookie, "-noshell"]);
         if let Some(code) = eval {
             cmd.args(["-eval", code]);
         }
@@ -188,8 +192,12 @@ async fn initiate_to_erl_and_call_net_kernel() {
     let alive = format!("dist_peer_{suffix}");
     let cookie = format!("cookie_{}", random_suffix());
     // An echo process, to bounce a large message back (fragments in both directions).
-    let echo = "register(echo, spawn(fun Loop() -> receive {P, M} -> P ! M, Loop() end end)).";
-    let _erl = Erl::start(&alive, &cookie, Some(echo));
+    // Registered before distribution starts, so it exists once erl is reachable.
+    let echo = format!(
+        "register(echo, spawn(fun Loop() -> receive {{P, M}} -> P ! M, Loop() end end)), \
+         {{ok, _}} = net_kernel:start(['{alive}', shortnames])."
+    );
+    let _erl = Erl::start(None, &cookie, Some(&echo));
     let peer = format!("{alive}@{host}");
     let port = wait_for_port(&alive).await;
 
@@ -348,7 +356,7 @@ async fn accept_ping_from_erl() {
     let (_registration, creation) = register(&our_alive, port).await;
 
     let eval = format!("R = net_adm:ping('{our_node}'), io:format(\"result:~p~n\", [R]), halt().");
-    let mut erl = Erl::start(&format!("dist_pinger_{suffix}"), &cookie, Some(&eval));
+    let mut erl = Erl::start(Some(&format!("dist_pinger_{suffix}")), &cookie, Some(&eval));
 
     let served = tokio::time::timeout(Duration::from_secs(20), async {
         let (mut stream, _) = listener.accept().await.unwrap();
