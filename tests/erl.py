@@ -52,7 +52,11 @@ def code_dir() -> Path:
             atexit.register(shutil.rmtree, out, True)
             sources = sorted(str(p) for p in ERLANG_SRC.glob("*.erl"))
             done = subprocess.run(
-                ["erlc", "-o", str(out), *sources], capture_output=True, text=True, timeout=120
+                ["erlc", "-o", str(out), *sources],
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=120,
             )
             if done.returncode != 0:
                 raise ErlError(f"erlc failed:\n{done.stdout}\n{done.stderr}")
