@@ -105,7 +105,9 @@ impl Process {
         let queue = lock(&self.queue);
         self.arrived.notify_all();
         drop(queue);
-        let wake = lock(&self.wake).clone();
+        // Taken, not cloned: the hook may own whatever serves this process, and a closed
+        // process needs it only this last time.
+        let wake = lock(&self.wake).take();
         if let Some(wake) = wake {
             wake();
         }

@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 use std::net::SocketAddr;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pyo3::create_exception!(
@@ -93,12 +93,12 @@ impl Dispatcher {
 
     /// Makes the process tell the dispatcher when messages arrive.
     fn watch(&self, served: &Arc<Served>) {
+        // The hook owns the mailbox state: a callback mailbox works while the program keeps
+        // no reference to it, until it is closed (closing drops the hook).
         let tx = Mutex::new(self.sender());
-        let weak: Weak<Served> = Arc::downgrade(served);
+        let served_by_hook = served.clone();
         served.process.set_wake(Some(Arc::new(move || {
-            if let Some(s) = weak.upgrade() {
-                let _ = lock(&tx).send(Job::Serve(s));
-            }
+            let _ = lock(&tx).send(Job::Serve(served_by_hook.clone()));
         })));
     }
 }

@@ -1,0 +1,327 @@
+"""The node against real Erlang nodes: EPMD, handshake, connections, mailboxes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Iterator
+
+import pytest
+from erl import Erl, random_name, wait_until
+
+import erlnode
+from erlnode import Atom
+
+HOST = socket.gethostname().split(".")[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def node(erl: Erl) -> Iterator[erlnode.Node]:
+    n = erlnode.Node(random_name("py"), cookie=erl.cookie)
+    try:
+        yield n
+    finally:
+        n.close()
+
+
+def echo_forever(mbox: erlnode.Mailbox) -> threading.Thread:
+    """Answers every `{From, Term}` with `Term`, until the mailbox closes."""
+
+    def run() -> None:
+        while True:
+            try:
+                sender, term = mbox.receive()
+            except erlnode.NodeClosedError:
+                return
+            mbox.send(sender, term)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def test_ping_both_ways_and_hidden(erl: Erl, node: erlnode.Node) -> None:
+    assert node.ping(erl.name)
+    assert erl.name in node.connected_nodes()
+    assert erl.eval(f"net_adm:ping('{node.name}')") == Atom("pong")
+    # Hidden by default: only nodes(hidden) lists us.
+    assert Atom(node.name) in erl.eval("nodes(hidden)")
+    assert Atom(node.name) not in erl.eval("nodes()")
+
+
+def test_ping_of_a_missing_node_is_false(node: erlnode.Node) -> None:
+    assert not node.ping(f"{random_name('nobody')}@{HOST}", timeout=5)
+
+
+def test_visible_node_is_listed_in_nodes(erl: Erl) -> None:
+    with erlnode.Node(random_name("py"), cookie=erl.cookie, hidden=False) as node:
+        assert erl.eval(f"net_adm:ping('{node.name}')") == Atom("pong")
+        assert Atom(node.name) in erl.eval("nodes()")
+
+
+def test_messages_both_ways_by_name_and_pid(erl: Erl, node: erlnode.Node) -> None:
+    mbox = node.mailbox("inbox")
+    assert mbox.name == "inbox"
+    erl.eval(f"{{inbox, '{node.name}'}} ! {{hello, self(), [1, 2.5, <<\"bin\">>]}}")
+    tag, shell, payload = mbox.receive(timeout=10)
+    assert (tag, payload) == (Atom("hello"), [1, 2.5, b"bin"])
+    assert isinstance(shell, erlnode.Pid) and shell.node == erl.name
+    mbox.send(shell, (Atom("reply"), mbox.pid))
+    assert erl.eval("receive {reply, P} -> P after 5000 -> timeout end") == mbox.pid
+    erl.eval("P ! {to_pid, 42}")
+    assert mbox.receive(timeout=10) == (Atom("to_pid"), 42)
+    # A registered process on the Erlang side, by (name, node).
+    erl.eval("register(erl_inbox, self())")
+    mbox.send(("erl_inbox", erl.name), "on vacation")
+    assert erl.eval("receive M -> M after 5000 -> timeout end") == "on vacation"
+
+
+def test_unknown_name_and_closed_mailbox_drop_messages(erl: Erl, node: erlnode.Node) -> None:
+    closed = node.mailbox("gone")
+    live = node.mailbox("live")
+    closed.close()
+    erl.eval(f"{{nobody, '{node.name}'}} ! lost")
+    erl.eval(f"{{gone, '{node.name}'}} ! lost")
+    erl.eval(f"{{live, '{node.name}'}} ! kept")
+    assert live.receive(timeout=10) == Atom("kept")
+    with pytest.raises(TimeoutError):
+        live.receive(timeout=0.3)
+    with pytest.raises(erlnode.NodeClosedError):
+        closed.receive(timeout=0.1)
+
+
+def test_gen_server_call_to_a_missing_name_fails_with_noproc(erl: Erl, node: erlnode.Node) -> None:
+    result = erl.eval(f"catch gen_server:call({{nobody, '{node.name}'}}, hi, 20000)", timeout=30)
+    assert result[0] == Atom("EXIT")
+    assert result[1][0] == Atom("noproc")
+
+
+ECHO_CORPUS = r"""
+    [atom, 'ünïcødé', '', 0, 1, -1, 255, 256, -2147483648, 2147483647, 1 bsl 64, -(1 bsl 2048),
+     3.14, -0.0, 1.0e300, <<>>, <<1,2,3>>, <<1:3>>, <<255, 7:5>>, "on vacation", "", [],
+     [1, 2, 300], [a | b], [1, {2}, [3 | 4]], {}, {a, {b, {c, {d}}}}, #{}, #{a => 1},
+     #{[1] => #{x => y}, {t} => [], 1 => 1.0, 1.0 => 1},
+     maps:from_list([{N, N * N} || N <- lists:seq(1, 100)]),
+     self(), make_ref(), list_to_pid("<0.42.0>"), fun lists:map/2,
+     fun(X) -> X + 1 end, lists:seq(1, 1000), list_to_tuple(lists:seq(1, 70000)),
+     lists:foldl(fun(_, Acc) -> [Acc] end, [], lists:seq(1, 5000)),
+     unicode:characters_to_list("größer ☃"), binary:copy(<<"x">>, 300000),
+     erlang:list_to_port("#Port<0.7>")]
+"""
+
+
+def test_echo_of_a_varied_corpus_is_exact(erl: Erl, node: erlnode.Node) -> None:
+    mbox = node.mailbox("echo")
+    echo_forever(mbox)
+    bad = erl.eval(
+        f"""
+        Terms = {ECHO_CORPUS},
+        [T || T <- Terms,
+              begin {{echo, '{node.name}'}} ! {{self(), T}},
+                    receive R -> R =/= T after 10000 -> true end
+              end]
+        """,
+        timeout=120,
+    )
+    assert bad == []
+
+
+def test_large_binary_each_way_uses_fragments(erl: Erl, node: erlnode.Node) -> None:
+    mbox = node.mailbox("echo")
+    echo_forever(mbox)
+    ok = erl.eval(
+        f"""
+        Big = binary:copy(<<1, 2, 3, 4>>, 16 * 1024 * 1024),
+        {{echo, '{node.name}'}} ! {{self(), {{big, Big}}}},
+        receive {{big, Back}} -> Back =:= Big after 60000 -> timeout end
+        """,
+        timeout=120,
+    )
+    assert ok is True
+
+
+def test_python_to_python(node: erlnode.Node) -> None:
+    with erlnode.Node(random_name("py"), cookie=node.cookie) as other:
+        assert other.ping(node.name)
+        assert node.ping(other.name)
+        a = node.mailbox("a")
+        b = other.mailbox("b")
+        a.send(("b", other.name), (a.pid, "hi", [1, 2, 3]))
+        sender, text, items = b.receive(timeout=10)
+        assert sender == a.pid and text == "hi" and items == [1, 2, 3]
+        b.send(sender, Atom("back"))
+        assert a.receive(timeout=10) == Atom("back")
+        assert other.name in node.connected_nodes()
+
+
+def test_local_send_by_name_and_pid(node: erlnode.Node) -> None:
+    a = node.mailbox()
+    b = node.mailbox("local_b")
+    a.send("local_b", 1)
+    a.send(("local_b", node.name), 2)
+    a.send(b.pid, 3)
+    node.send(b.pid, 4)
+    assert [b.receive(timeout=5) for _ in range(4)] == [1, 2, 3, 4]
+
+
+def test_long_names(tmp_path: Any) -> None:
+    with Erl(longnames=True) as erl:
+        with erlnode.Node(f"{random_name('py')}@127.0.0.1", cookie=erl.cookie) as node:
+            assert node.name.endswith("@127.0.0.1")
+            assert node.ping(erl.name)
+            assert erl.eval(f"net_adm:ping('{node.name}')") == Atom("pong")
+
+
+def test_dynamic_name_is_assigned_by_the_peer(erl: Erl) -> None:
+    with erlnode.Node(None, cookie=erl.cookie) as node:
+        with pytest.raises(ValueError):
+            node.mailbox()
+        assert node.ping(erl.name)
+        assert node.name.endswith(f"@{HOST}") and node.name != "nonode@nohost"
+        mbox = node.mailbox()
+        erl.eval("register(erl_dyn, self())")
+        mbox.send(("erl_dyn", erl.name), (Atom("pid"), mbox.pid))
+        assert erl.eval("receive {pid, P} -> P ! welcome, node(P) after 5000 -> timeout end") == Atom(
+            node.name
+        )
+        assert mbox.receive(timeout=10) == Atom("welcome")
+
+
+def test_wrong_cookie_is_refused_both_ways(erl: Erl) -> None:
+    with erlnode.Node(random_name("py"), cookie="not-" + erl.cookie) as node:
+        assert not node.ping(erl.name, timeout=5)
+        assert erl.eval(f"net_adm:ping('{node.name}')") == Atom("pang")
+        assert node.connected_nodes() == []
+
+
+def test_killed_peer_disappears_and_receive_still_times_out(node: erlnode.Node) -> None:
+    with Erl(cookie=node.cookie) as victim:
+        assert node.ping(victim.name)
+        mbox = node.mailbox()
+        outcome: list[str] = []
+
+        def wait() -> None:
+            try:
+                mbox.receive(timeout=3)
+                outcome.append("message")
+            except TimeoutError:
+                outcome.append("timeout")
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        os.kill(int(victim.eval("os:getpid()")), signal.SIGKILL)
+        assert wait_until(lambda: victim.name not in node.connected_nodes(), timeout=10)
+        waiter.join(timeout=10)
+        assert outcome == ["timeout"]
+
+
+def test_ticks_keep_an_idle_connection_alive() -> None:
+    with Erl(extra_args=["-kernel", "net_ticktime", "4"]) as erl:
+        with erlnode.Node(random_name("py"), cookie=erl.cookie, ticktime=4) as node:
+            assert node.ping(erl.name)
+            time.sleep(9)
+            assert erl.name in node.connected_nodes()
+            assert Atom(node.name) in erl.eval("nodes(hidden)")
+
+
+def test_asyncio_receive(erl: Erl, node: erlnode.Node) -> None:
+    mbox = node.mailbox("aio")
+
+    async def main() -> list[Any]:
+        with pytest.raises(TimeoutError):
+            await mbox.receive_async(timeout=0.2)
+        erl.eval(f"[{{aio, '{node.name}'}} ! N || N <- lists:seq(1, 50)]")
+        got = []
+        async for message in mbox:
+            got.append(message)
+            if len(got) == 50:
+                break
+        return got
+
+    assert asyncio.run(main()) == list(range(1, 51))
+
+
+def test_callback_mode_delivers_in_order_on_one_thread(erl: Erl, node: erlnode.Node) -> None:
+    got: list[Any] = []
+    threads: set[int] = set()
+    done = threading.Event()
+
+    def on_message(message: Any) -> None:
+        got.append(message)
+        threads.add(threading.get_ident())
+        if len(got) == 200:
+            done.set()
+
+    node.mailbox("cb", callback=on_message)
+    erl.eval(f"[{{cb, '{node.name}'}} ! N || N <- lists:seq(1, 200)]")
+    assert done.wait(10)
+    assert got == list(range(1, 201))
+    assert len(threads) == 1 and threading.get_ident() not in threads
+
+
+def test_embedded_epmd_serves_erl_and_survives_its_node() -> None:
+    port = free_port()
+    cookie = random_name("cookie")
+    host_node = erlnode.Node(random_name("py"), cookie=cookie, epmd_port=port)
+    env = {"ERL_EPMD_PORT": str(port)}
+    with Erl(cookie=cookie, env=env, extra_args=["-start_epmd", "false"]) as erl:
+        with erlnode.Node(random_name("py"), cookie=cookie, epmd_port=port) as other:
+            assert host_node.ping(erl.name)
+            assert erl.eval(f"net_adm:ping('{other.name}')") == Atom("pong")
+            # The node that serves EPMD closes: erl and `other` stay registered and reachable.
+            host_node.close()
+            erl.eval(f"erlang:disconnect_node('{other.name}')")
+            assert wait_until(lambda: erl.name not in other.connected_nodes(), timeout=5)
+            assert other.ping(erl.name)
+            assert erl.eval(f"net_adm:ping('{other.name}')") == Atom("pong")
+
+
+def test_erlnode_nodes_take_over_epmd_when_its_process_exits() -> None:
+    port = free_port()
+    cookie = random_name("cookie")
+    script = (
+        "import erlnode, sys, time\n"
+        f"n = erlnode.Node('{random_name('host')}', cookie='{cookie}', epmd_port={port})\n"
+        "print('up', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"up"
+        with erlnode.Node(random_name("py"), cookie=cookie, epmd_port=port) as survivor:
+            holder.kill()
+            holder.wait(10)
+            # The survivor notices the EPMD is gone, serves it itself and registers again,
+            # so an erl started afterwards can find it.
+            time.sleep(1.5)
+            env = {"ERL_EPMD_PORT": str(port)}
+            with Erl(cookie=cookie, env=env, extra_args=["-start_epmd", "false"]) as erl:
+                assert erl.eval(f"net_adm:ping('{survivor.name}')") == Atom("pong")
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(10)
+
+
+def test_closed_node_refuses_work(erl: Erl) -> None:
+    node = erlnode.Node(random_name("py"), cookie=erl.cookie)
+    mbox = node.mailbox("x")
+    node.close()
+    assert node.closed
+    with pytest.raises(erlnode.NodeClosedError):
+        node.mailbox()
+    with pytest.raises(erlnode.NodeClosedError):
+        mbox.receive(timeout=1)
+    node.close()  # idempotent
