@@ -22,8 +22,9 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Sequence
 from types import FrameType
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import erlnode
 from erlnode import Atom
@@ -37,7 +38,7 @@ def short_hostname() -> str:
     return socket.gethostname().split(".")[0]
 
 
-def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Messenger client on erlnode.")
     parser.add_argument(
         "--server",
@@ -45,7 +46,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         help="node of the messenger server (default: messenger@<this host>)",
     )
     parser.add_argument("--name", default="python", help="user name to log on as")
-    parser.add_argument("--cookie", default=None, help="distribution cookie (default: ~/.erlang.cookie)")
+    parser.add_argument(
+        "--cookie", default=None, help="distribution cookie (default: ~/.erlang.cookie)"
+    )
     parser.add_argument(
         "--node-name", default="pyclient", help="name of this Python node (default: pyclient)"
     )
@@ -68,7 +71,7 @@ class Client:
     def __init__(self, node: erlnode.Node, args: argparse.Namespace) -> None:
         self.node = node
         self.name = args.name
-        self.away: Optional[str] = args.away
+        self.away: str | None = args.away
         self.server = ("messenger", args.server)
         self.mbox = node.mailbox()
         self.stopping = threading.Event()
@@ -133,12 +136,12 @@ class Client:
             self.handle(msg)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     node = erlnode.Node(args.node_name, cookie=args.cookie)
-    client: Optional[Client] = None
+    client: Client | None = None
 
-    def on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
         if client is not None:
             client.stopping.set()
         else:

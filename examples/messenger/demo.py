@@ -30,8 +30,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 # How long any one step may take; a normal run needs a few seconds in all.
@@ -53,8 +54,8 @@ class Process:
         self,
         label: str,
         argv: Sequence[str],
-        lines: "queue.Queue[Tuple[str, str]]",
-        env: Optional[Dict[str, str]] = None,
+        lines: queue.Queue[tuple[str, str]],
+        env: dict[str, str] | None = None,
     ) -> None:
         self.label = label
         self.popen = subprocess.Popen(
@@ -71,7 +72,7 @@ class Process:
         )
         self._reader.start()
 
-    def _read(self, lines: "queue.Queue[Tuple[str, str]]") -> None:
+    def _read(self, lines: queue.Queue[tuple[str, str]]) -> None:
         assert self.popen.stdout is not None
         for line in self.popen.stdout:
             lines.put((self.label, line.rstrip("\n")))
@@ -105,10 +106,10 @@ class Scenario:
 
     def __init__(self, show: Callable[[str], None] = print) -> None:
         self.show = show
-        self.lines: "queue.Queue[Tuple[str, str]]" = queue.Queue()
-        self.seen: List[Tuple[str, str]] = []
-        self.processes: List[Process] = []
-        self.steps_done: List[str] = []
+        self.lines: queue.Queue[tuple[str, str]] = queue.Queue()
+        self.seen: list[tuple[str, str]] = []
+        self.processes: list[Process] = []
+        self.steps_done: list[str] = []
         self.suffix = secrets.token_hex(3)
         self.cookie = secrets.token_hex(16)
         self.beam_dir = tempfile.mkdtemp(prefix="erlnode-messenger-")
@@ -125,7 +126,7 @@ class Scenario:
         self.show(f"  {label:>8} | {line}")
         return True
 
-    def expect(self, label: str, pattern: str, step: str) -> "re.Match[str]":
+    def expect(self, label: str, pattern: str, step: str) -> re.Match[str]:
         """Waits until a line of `label` matches `pattern` (lines seen earlier count too)."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + STEP_TIMEOUT
@@ -152,12 +153,12 @@ class Scenario:
 
     # -- the programs ------------------------------------------------------------------------
 
-    def start(self, label: str, argv: Sequence[str], env: Optional[Dict[str, str]] = None) -> Process:
+    def start(self, label: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Process:
         process = Process(label, argv, self.lines, env)
         self.processes.append(process)
         return process
 
-    def erl(self, sname: str, *args: str) -> List[str]:
+    def erl(self, sname: str, *args: str) -> list[str]:
         # halt_on_eof: the node stops when our pipe to its stdin closes, even if we are killed.
         return [
             "erl", "-sname", sname, "-setcookie", self.cookie, "-noshell",
@@ -170,7 +171,7 @@ class Scenario:
                 raise DemoFailure(f"`{tool}` is not on PATH: install Erlang/OTP (make erlang)")
         sources = [str(HERE / "messenger.erl"), str(HERE / "erl_user.erl")]
         result = subprocess.run(
-            ["erlc", "-o", self.beam_dir, *sources], capture_output=True, text=True
+            ["erlc", "-o", self.beam_dir, *sources], capture_output=True, text=True, check=False
         )
         if result.returncode != 0:
             raise DemoFailure(f"erlc failed:\n{result.stdout}{result.stderr}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from collections.abc import Sequence
+from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
 
@@ -43,7 +44,7 @@ def getenv(envName: str) -> str:
     return os.environ.get(envName, "")
 
 
-def IndexSeq(seq: Sequence[T]) -> List[Tuple[int, T]]:
+def IndexSeq(seq: Sequence[T]) -> list[tuple[int, T]]:
     return list(enumerate(seq))
 
 
@@ -76,10 +77,10 @@ def PackInt4(i: int) -> bytes:
 
 # -- logging and debugging -------------------------------------------------------------------
 
-_logFileName: Optional[str] = None
-_modulesToDebug: List[str] = []
+_logFileName: str | None = None
+_modulesToDebug: list[str] = []
 _debugAllModules = False
-_debugFileName: Optional[str] = None
+_debugFileName: str | None = None
 
 
 def SetLogFile(fileName: str) -> None:
@@ -109,7 +110,7 @@ def DebugOnAll() -> None:
     _debugAllModules = True
 
 
-def DebugOn(moduleList: List[str]) -> None:
+def DebugOn(moduleList: list[str]) -> None:
     global _debugAllModules, _modulesToDebug
     _debugAllModules = False
     _modulesToDebug = list(moduleList)
@@ -156,8 +157,8 @@ class Callback:
 
     def __init__(self, callback: Callable[..., Any], *optArgs: Any, **namedArgs: Any) -> None:
         self.callback = callback
-        self.optArgs: Tuple[Any, ...] = optArgs
-        self.namedArgs: Dict[str, Any] = namedArgs
+        self.optArgs: tuple[Any, ...] = optArgs
+        self.namedArgs: dict[str, Any] = namedArgs
 
     def __call__(self, *extraArgs: Any) -> Any:
         return self.callback(*(extraArgs + self.optArgs), **self.namedArgs)
@@ -170,7 +171,7 @@ class VCallback(Callback):
     """Callback with the extra arguments given as a tuple and a dict."""
 
     def __init__(
-        self, callback: Callable[..., Any], optArgs: Sequence[Any], namedArgs: Dict[str, Any]
+        self, callback: Callable[..., Any], optArgs: Sequence[Any], namedArgs: dict[str, Any]
     ) -> None:
         super().__init__(callback, *optArgs, **namedArgs)
 

@@ -16,7 +16,7 @@ import select
 import socket
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, List, Optional, Protocol, Tuple, Union
+from typing import Any, Callable, Protocol, Union
 
 
 class _HasFileno(Protocol):
@@ -30,7 +30,7 @@ class EVCallback:
     """A callback with its arguments bound; whatever the invoker passes is ignored."""
 
     def __init__(
-        self, callback: Callable[..., Any], optArgs: Tuple[Any, ...], namedArgs: Dict[str, Any]
+        self, callback: Callable[..., Any], optArgs: tuple[Any, ...], namedArgs: dict[str, Any]
     ) -> None:
         self.callback = callback
         self.optArgs = optArgs
@@ -57,24 +57,28 @@ class _EventHandler:
 
     def __init__(self) -> None:
         # Per connection a stack of callbacks; only the top one is called (py_interface's rule).
-        self.readEvents: Dict[Connection, List[EVCallback]] = {}
-        self.writeEvents: Dict[Connection, List[EVCallback]] = {}
-        self.exceptEvents: Dict[Connection, List[EVCallback]] = {}
+        self.readEvents: dict[Connection, list[EVCallback]] = {}
+        self.writeEvents: dict[Connection, list[EVCallback]] = {}
+        self.exceptEvents: dict[Connection, list[EVCallback]] = {}
         # (due time, id, callback), earliest first; ids break ties in the order timers were added.
-        self._timers: List[Tuple[float, int, EVCallback]] = []
+        self._timers: list[tuple[float, int, EVCallback]] = []
         self._cancelledTimers: set[int] = set()
         # Work handed over from other threads (arrived messages, ping results).
-        self._posted: Deque[Callable[[], None]] = collections.deque()
+        self._posted: collections.deque[Callable[[], None]] = collections.deque()
         self._wakeReader, self._wakeWriter = socket.socketpair()
         self._wakeReader.setblocking(False)
         self._wakeWriter.setblocking(False)
         self.continueLooping = False
-        self._loopThread: Optional[threading.Thread] = None
+        self._loopThread: threading.Thread | None = None
 
     # -- file descriptors --------------------------------------------------------------------
 
     def PushReadEvent(
-        self, connection: Connection, cbfunction: Callable[..., Any], *optArgs: Any, **namedArgs: Any
+        self,
+        connection: Connection,
+        cbfunction: Callable[..., Any],
+        *optArgs: Any,
+        **namedArgs: Any,
     ) -> None:
         """Calls ``cbfunction(*optArgs, **namedArgs)`` whenever CONNECTION (a file descriptor or
         an object with ``fileno()``) is readable, until popped. Callbacks stack per connection."""
@@ -84,7 +88,11 @@ class _EventHandler:
         self._pop(self.readEvents, connection)
 
     def PushWriteEvent(
-        self, connection: Connection, cbfunction: Callable[..., Any], *optArgs: Any, **namedArgs: Any
+        self,
+        connection: Connection,
+        cbfunction: Callable[..., Any],
+        *optArgs: Any,
+        **namedArgs: Any,
     ) -> None:
         self._push(self.writeEvents, connection, EVCallback(cbfunction, optArgs, namedArgs))
 
@@ -92,7 +100,11 @@ class _EventHandler:
         self._pop(self.writeEvents, connection)
 
     def PushExceptEvent(
-        self, connection: Connection, cbfunction: Callable[..., Any], *optArgs: Any, **namedArgs: Any
+        self,
+        connection: Connection,
+        cbfunction: Callable[..., Any],
+        *optArgs: Any,
+        **namedArgs: Any,
     ) -> None:
         self._push(self.exceptEvents, connection, EVCallback(cbfunction, optArgs, namedArgs))
 
@@ -100,11 +112,11 @@ class _EventHandler:
         self._pop(self.exceptEvents, connection)
 
     @staticmethod
-    def _push(table: Dict[Connection, List[EVCallback]], conn: Connection, cb: EVCallback) -> None:
+    def _push(table: dict[Connection, list[EVCallback]], conn: Connection, cb: EVCallback) -> None:
         table.setdefault(conn, []).insert(0, cb)
 
     @staticmethod
-    def _pop(table: Dict[Connection, List[EVCallback]], conn: Connection) -> None:
+    def _pop(table: dict[Connection, list[EVCallback]], conn: Connection) -> None:
         handlers = table[conn]
         del handlers[0]
         if not handlers:
@@ -196,13 +208,13 @@ class _EventHandler:
             self._callTop(self.exceptEvents, conn)
         self._runDueTimers()
 
-    def _callTop(self, table: Dict[Connection, List[EVCallback]], conn: Connection) -> None:
+    def _callTop(self, table: dict[Connection, list[EVCallback]], conn: Connection) -> None:
         # An earlier callback of this round may have popped this connection's handler.
         handlers = table.get(conn)
         if handlers and self.continueLooping:
             handlers[0]()
 
-    def _timeToNextTimer(self) -> Optional[float]:
+    def _timeToNextTimer(self) -> float | None:
         self._dropCancelledTimers()
         if not self._timers:
             return None
@@ -222,7 +234,7 @@ class _EventHandler:
             cb()
 
 
-_evhandler: Optional[_EventHandler] = None
+_evhandler: _EventHandler | None = None
 _evhandlerLock = threading.Lock()
 
 

@@ -8,7 +8,7 @@ dispatcher thread, which posts it to the event loop.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Optional, Tuple, Union
+from typing import Any, Callable, Union
 
 import erlnode
 from erlnode import Atom
@@ -18,14 +18,14 @@ from . import erl_common, erl_eventhandler, erl_opts, erl_term
 M = "erl_node"
 
 MsgCallback = Callable[..., Any]
-Dest = Union[erlnode.Pid, str, Tuple[str, str]]
+Dest = Union[erlnode.Pid, str, tuple[str, str]]
 
 
 class ErlMBox:
     """A mailbox: the Python equivalent of an Erlang process. Create it with
     :meth:`ErlNode.CreateMBox`."""
 
-    def __init__(self, node: ErlNode, msgCallback: Optional[MsgCallback] = None) -> None:
+    def __init__(self, node: ErlNode, msgCallback: MsgCallback | None = None) -> None:
         self._node = node
         self._msgCallback: MsgCallback = msgCallback if msgCallback is not None else _Sink
         self._evhandler = erl_eventhandler.GetEventHandler()
@@ -92,7 +92,7 @@ def _Dest(dest: Dest) -> Any:
 class ErlNode:
     """A node of an Erlang cluster: a Python program erl nodes can send to and connect to."""
 
-    def __init__(self, nodeName: str, opts: Optional[erl_opts.ErlNodeOpts] = None) -> None:
+    def __init__(self, nodeName: str, opts: erl_opts.ErlNodeOpts | None = None) -> None:
         """NODENAME is ``name`` or ``name@host``; without a host part the short or fully
         qualified host name is added, as OPTS says (short by default)."""
         self._opts = opts if opts is not None else erl_opts.ErlNodeOpts()
@@ -101,7 +101,7 @@ class ErlNode:
         self._node = erlnode.Node(self._nodeName, cookie=cookie)
         self._evhandler = erl_eventhandler.GetEventHandler()
 
-    def CreateMBox(self, msgCallback: Optional[MsgCallback] = None) -> ErlMBox:
+    def CreateMBox(self, msgCallback: MsgCallback | None = None) -> ErlMBox:
         """A new mailbox whose incoming messages are passed to ``msgCallback(msg)`` from the
         event loop."""
         return ErlMBox(self, msgCallback)

@@ -23,11 +23,15 @@ Atoms in received messages are turned into :class:`ErlAtom` (see :func:`FromErln
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+import builtins
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import erlnode
 from erlnode import Atom
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 ErlPid = erlnode.Pid
 ErlPort = erlnode.Port
@@ -48,7 +52,7 @@ class ErlAtom(Atom):
 
     __slots__ = ()
 
-    def __new__(cls, atomText: Union[str, bytes], cache: int = -1) -> ErlAtom:
+    def __new__(cls, atomText: str | bytes, cache: int = -1) -> Self:
         # `cache` was py_interface's atom-cache slot: erlnode handles the atom cache itself.
         if isinstance(atomText, bytes):
             atomText = atomText.decode("latin-1")
@@ -65,24 +69,24 @@ class ErlAtom(Atom):
         return f"<erl-atom: {str(self)!r}>"
 
 
-def ErlNumber(number: Union[int, float]) -> Union[int, float]:
+def ErlNumber(number: float) -> int | float:
     return number
 
 
-def ErlString(s: Union[str, bytes]) -> str:
+def ErlString(s: str | bytes) -> str:
     """An Erlang string is a ``str`` (sent as a string, received as one)."""
     return s.decode("latin-1") if isinstance(s, bytes) else s
 
 
-def ErlList(elements: Iterable[Any]) -> List[Any]:
+def ErlList(elements: Iterable[Any]) -> list[Any]:
     return list(elements)
 
 
-def ErlTuple(elementsAsList: Iterable[Any]) -> Tuple[Any, ...]:
+def ErlTuple(elementsAsList: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(elementsAsList)
 
 
-def ErlBinary(contents: Union[bytes, bytearray, memoryview, str]) -> bytes:
+def ErlBinary(contents: bytes | bytearray | memoryview | str) -> bytes:
     """A binary is ``bytes``; a ``str`` is taken as latin-1, as py_interface's strings were."""
     if isinstance(contents, str):
         return contents.encode("latin-1")
@@ -93,7 +97,7 @@ def ErlBitBinary(contents: bytes, bits: int) -> erlnode.BitBinary:
     return erlnode.BitBinary(contents, bits)
 
 
-def ErlRef(node: str, id: Union[int, Sequence[int]], creation: int) -> erlnode.Reference:
+def ErlRef(node: str, id: int | Sequence[int], creation: int) -> erlnode.Reference:
     ids = [id] if isinstance(id, int) else list(id)
     return erlnode.Reference(str(node), ids, creation)
 
@@ -104,8 +108,8 @@ def ErlImproperList(elements: Iterable[Any], tail: Any, useTail: int = 1) -> erl
     return erlnode.ImproperList(elements, tail)
 
 
-def ErlMap(dict: Optional[Mapping[Any, Any]] = None, **kwargs: Any) -> Dict[Any, Any]:
-    result: Dict[Any, Any] = {}
+def ErlMap(dict: Mapping[Any, Any] | None = None, **kwargs: Any) -> builtins.dict[Any, Any]:
+    result: builtins.dict[Any, Any] = {}
     if dict is not None:
         result.update(dict)
     result.update(kwargs)
@@ -164,7 +168,7 @@ def IODataToStr(iodata: Any) -> str:
     raise ErlTermError(f"badarg, expected iodata but found {type(iodata)!r} ({iodata!r})")
 
 
-def StrToList(s: str) -> List[int]:
+def StrToList(s: str) -> list[int]:
     return [ord(c) for c in s]
 
 
