@@ -18,11 +18,12 @@ is sent, so the server's link handling is what you see at work.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import socket
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import Any
 
@@ -65,6 +66,21 @@ def show(term: Any) -> str:
     if isinstance(term, bytes):
         return term.decode("utf-8", errors="replace")
     return repr(term)
+
+
+def input_lines() -> Iterator[str]:
+    """Lines of standard input, read from the file descriptor itself: a thread blocked in
+    sys.stdin would hold its buffer lock, which the interpreter needs at exit."""
+    pending = b""
+    while True:
+        chunk = os.read(sys.stdin.fileno(), 4096)
+        if not chunk:
+            break
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            yield line.decode("utf-8", errors="replace").rstrip("\r")
+    if pending:
+        yield pending.decode("utf-8", errors="replace")
 
 
 class Client:
@@ -117,8 +133,8 @@ class Client:
 
     def read_input(self) -> None:
         """Input thread: each `to: text` line becomes a message; end of input stops the client."""
-        for line in sys.stdin:
-            to, sep, text = line.rstrip("\n").partition(":")
+        for line in input_lines():
+            to, sep, text = line.partition(":")
             if not sep or not to.strip():
                 self.say("type messages as `to: text`")
                 continue

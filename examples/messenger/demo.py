@@ -85,10 +85,11 @@ class Process:
     def stop(self, grace: float = 5.0) -> None:
         """Closes stdin (our erl nodes halt on end of input, the client stops), then
         escalates to SIGTERM and SIGKILL, always addressed to this child's pid."""
-        if self.popen.poll() is None and self.popen.stdin is not None:
+        if self.popen.stdin is not None:
             try:
                 self.popen.stdin.close()
             except OSError:
+                # Already gone: the child exited with unread input in the pipe.
                 pass
         for escalate in (self.popen.terminate, self.popen.kill):
             try:
