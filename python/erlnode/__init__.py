@@ -1,1 +1,38 @@
-"""erlnode: make a Python program a node of an Erlang cluster."""
+"""erlnode: make a Python program a node of an Erlang cluster.
+
+Terms map to Python values as described in docs/types.md; ``encode`` and ``decode`` convert
+between them and Erlang's external term format (what ``term_to_binary`` produces).
+"""
+
+from ._erlnode import (
+    DEFAULT_MAX_INFLATED,
+    DecodeError,
+    EncodeError,
+    Export,
+    Fun,
+    Pid,
+    Port,
+    Reference,
+    decode,
+    encode,
+)
+from ._terms import Atom, BitBinary, ExactKey, FrozenList, FrozenMap, ImproperList
+
+__all__ = [
+    "DEFAULT_MAX_INFLATED",
+    "Atom",
+    "BitBinary",
+    "DecodeError",
+    "EncodeError",
+    "ExactKey",
+    "Export",
+    "FrozenList",
+    "FrozenMap",
+    "Fun",
+    "ImproperList",
+    "Pid",
+    "Port",
+    "Reference",
+    "decode",
+    "encode",
+]

@@ -1,1 +1,51 @@
-//! placeholder, filled by its own commit
+//! The Erlang distribution protocol: handshake, control messages and connected-phase
+//! frames. <https://www.erlang.org/doc/apps/erts/erl_dist_protocol.html>
+//!
+//! - [`flags`]: the capability flags and what we require of a peer.
+//! - [`handshake`]: the version-6 handshake as initiator and acceptor (the only I/O here).
+//! - [`control`]: control messages as a Rust enum.
+//! - [`packet`]: parsing and building connected-phase frames (atom cache, fragments).
+
+pub mod control;
+pub mod flags;
+pub mod handshake;
+pub mod packet;
+
+#[cfg(test)]
+mod otp_tests;
+
+pub use control::{Control, ProcRef};
+pub use handshake::{
+    accept, initiate, Arbiter, Connected, HandshakeConfig, HandshakeError, LengthPrefix, PeerState,
+};
+pub use packet::{Incoming, Payload, Receiver, Sender, TICK};
+
+use std::fmt;
+
+/// A malformed or unacceptable connected-phase frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DistError {
+    pub message: String,
+}
+
+impl DistError {
+    pub fn new(message: impl Into<String>) -> DistError {
+        DistError {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for DistError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "distribution frame: {}", self.message)
+    }
+}
+
+impl std::error::Error for DistError {}
+
+impl From<crate::etf::DecodeError> for DistError {
+    fn from(e: crate::etf::DecodeError) -> Self {
+        DistError::new(e.to_string())
+    }
+}

@@ -1,0 +1,260 @@
+//! A local process (a mailbox): its identity, its message queue and its links and monitors.
+//!
+//! Messages wait here as encoded bytes; whoever receives decodes them (Python decodes into
+//! Python objects, with the GIL it already holds). Network threads only push bytes.
+
+use crate::etf::{self, Atom, Pid, Reference, Term};
+use bytes::Bytes;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// One message: a term body (no version byte) and the atom-cache table its
+/// ATOM_CACHE_REF tags point into (empty unless it came with a distribution header).
+#[derive(Clone, Debug)]
+pub struct Message {
+    pub body: Bytes,
+    pub atoms: Arc<[Atom]>,
+}
+
+impl Message {
+    /// A message made here from a term.
+    pub fn from_term(term: &Term) -> Message {
+        let mut body = Vec::with_capacity(64);
+        etf::encode_term_body(term, &mut body);
+        Message {
+            body: Bytes::from(body),
+            atoms: Arc::from(Vec::new()),
+        }
+    }
+
+    /// Decodes the message as a [`Term`].
+    pub fn to_term(&self) -> Result<Term, etf::DecodeError> {
+        let mut reader = etf::reader::Reader::new(&self.body);
+        let term = etf::decode::decode_term(&mut reader, &self.atoms)?;
+        if reader.remaining() != 0 {
+            return Err(reader.error("trailing bytes after the message"));
+        }
+        Ok(term)
+    }
+}
+
+/// Called after a message lands in an empty queue (a callback mailbox or an asyncio waiter
+/// needs waking). It runs on a network thread: it must be quick and must not touch Python.
+pub type Wake = Arc<dyn Fn() + Send + Sync>;
+
+#[derive(Default)]
+struct Queue {
+    messages: VecDeque<Message>,
+    /// Threads blocked in `receive`: the condition variable is signalled only when someone waits.
+    waiting: usize,
+}
+
+/// What a process is linked to and who monitors it.
+#[derive(Default)]
+pub struct Relations {
+    /// Linked pids (local or remote).
+    pub links: HashSet<Pid>,
+    /// Monitors other processes hold on us: reference -> (watcher pid, how they named us).
+    pub monitored_by: HashMap<Reference, (Pid, Term)>,
+    /// Monitors we hold: reference -> (the target as we named it, target's node).
+    pub monitoring: HashMap<Reference, (Term, Atom)>,
+}
+
+/// A local process.
+pub struct Process {
+    pub pid: Pid,
+    pub name: Mutex<Option<Atom>>,
+    queue: Mutex<Queue>,
+    arrived: Condvar,
+    wake: Mutex<Option<Wake>>,
+    closed: AtomicBool,
+    pub relations: Mutex<Relations>,
+}
+
+/// Why a receive returned without a message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Empty {
+    Timeout,
+    Closed,
+}
+
+impl Process {
+    pub fn new(pid: Pid) -> Process {
+        Process {
+            pid,
+            name: Mutex::new(None),
+            queue: Mutex::new(Queue::default()),
+            arrived: Condvar::new(),
+            wake: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            relations: Mutex::new(Relations::default()),
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Marks the process closed and wakes every receiver. Returns false if it already was.
+    pub fn close(&self) -> bool {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let queue = lock(&self.queue);
+        self.arrived.notify_all();
+        drop(queue);
+        let wake = lock(&self.wake).clone();
+        if let Some(wake) = wake {
+            wake();
+        }
+        true
+    }
+
+    /// Sets (or clears) the hook called when a message lands in an empty queue.
+    pub fn set_wake(&self, wake: Option<Wake>) {
+        *lock(&self.wake) = wake;
+    }
+
+    /// Queues a message. Returns false (message dropped) if the process is closed.
+    pub fn deliver(&self, message: Message) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        let mut queue = lock(&self.queue);
+        let was_empty = queue.messages.is_empty();
+        queue.messages.push_back(message);
+        if queue.waiting > 0 {
+            self.arrived.notify_one();
+        }
+        drop(queue);
+        if was_empty {
+            let wake = lock(&self.wake).clone();
+            if let Some(wake) = wake {
+                wake();
+            }
+        }
+        true
+    }
+
+    /// Takes the next message if there is one.
+    pub fn try_receive(&self) -> Option<Message> {
+        lock(&self.queue).messages.pop_front()
+    }
+
+    /// Takes up to `max` waiting messages.
+    pub fn drain(&self, max: usize, into: &mut Vec<Message>) {
+        let mut queue = lock(&self.queue);
+        let n = max.min(queue.messages.len());
+        into.extend(queue.messages.drain(..n));
+    }
+
+    pub fn pending(&self) -> usize {
+        lock(&self.queue).messages.len()
+    }
+
+    /// Waits for a message until `deadline` (None: forever). Callers that must stay
+    /// interruptible (Python's Ctrl-C) pass short deadlines and loop.
+    pub fn wait(&self, deadline: Option<Instant>) -> Result<Message, Empty> {
+        let mut queue = lock(&self.queue);
+        loop {
+            if let Some(message) = queue.messages.pop_front() {
+                return Ok(message);
+            }
+            if self.is_closed() {
+                return Err(Empty::Closed);
+            }
+            let timeout = match deadline {
+                None => Duration::from_secs(3600),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Err(Empty::Timeout);
+                    }
+                    d - now
+                }
+            };
+            queue.waiting += 1;
+            let (q, _) = self
+                .arrived
+                .wait_timeout(queue, timeout)
+                .unwrap_or_else(|e| e.into_inner());
+            queue = q;
+            queue.waiting -= 1;
+        }
+    }
+}
+
+/// Locks a mutex, ignoring poisoning: our critical sections leave no broken invariants.
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pid() -> Pid {
+        Pid {
+            node: Atom::new("a@b"),
+            id: 1,
+            serial: 0,
+            creation: 1,
+        }
+    }
+
+    #[test]
+    fn messages_come_out_in_order() {
+        let p = Process::new(pid());
+        for i in 0..3 {
+            assert!(p.deliver(Message::from_term(&Term::Int(i))));
+        }
+        for i in 0..3 {
+            assert_eq!(p.wait(None).unwrap().to_term().unwrap(), Term::Int(i));
+        }
+        assert_eq!(
+            p.wait(Some(Instant::now() + Duration::from_millis(10)))
+                .unwrap_err(),
+            Empty::Timeout
+        );
+    }
+
+    #[test]
+    fn a_blocked_receiver_is_woken() {
+        let p = Arc::new(Process::new(pid()));
+        let q = p.clone();
+        let t = std::thread::spawn(move || q.wait(None).map(|m| m.to_term().unwrap()));
+        std::thread::sleep(Duration::from_millis(20));
+        p.deliver(Message::from_term(&Term::atom("hi")));
+        assert_eq!(t.join().unwrap().unwrap(), Term::atom("hi"));
+    }
+
+    #[test]
+    fn closing_wakes_and_drops() {
+        let p = Arc::new(Process::new(pid()));
+        let q = p.clone();
+        let t = std::thread::spawn(move || q.wait(None).unwrap_err());
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(p.close());
+        assert_eq!(t.join().unwrap(), Empty::Closed);
+        assert!(!p.deliver(Message::from_term(&Term::Int(1))));
+    }
+
+    #[test]
+    fn wake_fires_on_empty_to_non_empty() {
+        let p = Process::new(pid());
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let c = count.clone();
+        p.set_wake(Some(Arc::new(move || {
+            c.fetch_add(1, Ordering::SeqCst);
+        })));
+        p.deliver(Message::from_term(&Term::Int(1)));
+        p.deliver(Message::from_term(&Term::Int(2)));
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        p.try_receive();
+        p.try_receive();
+        p.deliver(Message::from_term(&Term::Int(3)));
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
+}

@@ -1,0 +1,488 @@
+//! `Node` and `Mailbox` for Python.
+//!
+//! Threading rules: Tokio threads never hold the GIL. A blocking `receive` waits with the GIL
+//! released, in short slices so Ctrl-C works. Callback mailboxes and asyncio waiters are
+//! served by one dispatcher thread per node, started on first need: the network thread only
+//! tells it "this mailbox has messages"; the dispatcher takes the GIL once per batch, decodes
+//! and calls the callbacks in arrival order, or wakes the asyncio futures through their loops.
+
+use super::codec::{decode_body, encode_body, py_to_term, term_to_py};
+use crate::etf::{Atom, Pid, Term};
+use crate::node::{self, Dest, Empty, Message, Node, NodeConfig, NodeError, Process};
+use pyo3::exceptions::{PyConnectionError, PyTimeoutError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString, PyTuple};
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+pyo3::create_exception!(
+    _erlnode,
+    NodeClosedError,
+    PyConnectionError,
+    "The node (or mailbox) is closed."
+);
+pyo3::create_exception!(
+    _erlnode,
+    EpmdError,
+    PyConnectionError,
+    "The node could not register with EPMD (nor serve EPMD itself)."
+);
+
+/// How long a blocking receive waits between checks for Ctrl-C.
+const SIGNAL_SLICE: Duration = Duration::from_millis(100);
+/// Messages a dispatcher hands to one callback per GIL hold.
+const DISPATCH_BATCH: usize = 256;
+
+pub(crate) fn node_error(e: NodeError) -> PyErr {
+    match e {
+        NodeError::Config(m) => PyValueError::new_err(m),
+        NodeError::Closed => NodeClosedError::new_err("the node is closed"),
+        NodeError::Epmd(m) => EpmdError::new_err(m),
+        NodeError::Connect(m) => PyConnectionError::new_err(m),
+        NodeError::Io(e) => PyConnectionError::new_err(e.to_string()),
+        NodeError::Timeout => PyTimeoutError::new_err("timed out"),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    node::lock(m)
+}
+
+/// Python-side state of a mailbox that the dispatcher serves.
+struct Served {
+    process: Arc<Process>,
+    callback: Mutex<Option<Py<PyAny>>>,
+    /// asyncio futures waiting for the next message, with their loops.
+    waiters: Mutex<Vec<(Py<PyAny>, Py<PyAny>)>>,
+}
+
+enum Job {
+    Serve(Arc<Served>),
+    Stop,
+}
+
+/// One thread per node that runs callbacks and wakes asyncio futures.
+#[derive(Default)]
+struct Dispatcher {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+}
+
+impl Dispatcher {
+    fn sender(&self) -> mpsc::Sender<Job> {
+        let mut jobs = lock(&self.jobs);
+        if let Some(tx) = jobs.as_ref() {
+            return tx.clone();
+        }
+        let (tx, rx) = mpsc::channel::<Job>();
+        let again = tx.clone();
+        std::thread::Builder::new()
+            .name("erlnode-dispatch".into())
+            .spawn(move || dispatch_loop(rx, again))
+            .expect("spawning the dispatcher thread");
+        *jobs = Some(tx.clone());
+        tx
+    }
+
+    fn stop(&self) {
+        if let Some(tx) = lock(&self.jobs).take() {
+            let _ = tx.send(Job::Stop);
+        }
+    }
+
+    /// Makes the process tell the dispatcher when messages arrive.
+    fn watch(&self, served: &Arc<Served>) {
+        let tx = Mutex::new(self.sender());
+        let weak: Weak<Served> = Arc::downgrade(served);
+        served.process.set_wake(Some(Arc::new(move || {
+            if let Some(s) = weak.upgrade() {
+                let _ = lock(&tx).send(Job::Serve(s));
+            }
+        })));
+    }
+}
+
+fn dispatch_loop(jobs: mpsc::Receiver<Job>, again: mpsc::Sender<Job>) {
+    let wake_future = Python::attach(|py| -> PyResult<Py<PyAny>> {
+        Ok(py.import("erlnode._aio")?.getattr("wake_future")?.unbind())
+    });
+    let wake_future = match wake_future {
+        Ok(f) => f,
+        Err(e) => {
+            log::error!("dispatcher cannot start: {e}");
+            return;
+        }
+    };
+    while let Ok(job) = jobs.recv() {
+        let served = match job {
+            Job::Serve(s) => s,
+            Job::Stop => break,
+        };
+        Python::attach(|py| {
+            let callback = lock(&served.callback).as_ref().map(|c| c.clone_ref(py));
+            if let Some(callback) = callback {
+                let mut batch = Vec::with_capacity(DISPATCH_BATCH);
+                served.process.drain(DISPATCH_BATCH, &mut batch);
+                for message in batch {
+                    let result = decode_message(py, &message).and_then(|m| callback.call1(py, (m,)));
+                    if let Err(e) = result {
+                        report_callback_error(py, e);
+                    }
+                }
+                if served.process.pending() > 0 {
+                    // More arrived: go round again after the others, so one busy mailbox
+                    // cannot starve the rest.
+                    let _ = again.send(Job::Serve(served.clone()));
+                }
+                return;
+            }
+            let waiters = std::mem::take(&mut *lock(&served.waiters));
+            for (event_loop, future) in waiters {
+                let result = event_loop.call_method1(
+                    py,
+                    "call_soon_threadsafe",
+                    (wake_future.clone_ref(py), future),
+                );
+                if let Err(e) = result {
+                    // The loop may be closed; nobody is waiting any more.
+                    log::debug!("could not wake an asyncio waiter: {e}");
+                }
+            }
+        });
+    }
+}
+
+fn report_callback_error(py: Python<'_>, e: PyErr) {
+    let logged = py.import("logging").and_then(|logging| {
+        let logger = logging.call_method1("getLogger", ("erlnode",))?;
+        logger.call_method1(
+            "error",
+            (
+                "mailbox callback raised %r",
+                e.value(py).clone().unbind(),
+            ),
+        )
+    });
+    if logged.is_err() {
+        e.print(py);
+    }
+}
+
+fn decode_message(py: Python<'_>, message: &Message) -> PyResult<Py<PyAny>> {
+    decode_body(py, &message.body, &message.atoms)
+}
+
+fn to_duration(seconds: f64) -> PyResult<Duration> {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(PyValueError::new_err("timeout must be a non-negative number of seconds"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// The native node; `erlnode.Node` wraps it.
+#[pyclass(name = "NativeNode", module = "erlnode._erlnode", frozen)]
+pub struct PyNode {
+    node: Node,
+    dispatcher: Dispatcher,
+    /// The pid anonymous sends come from (never receives anything).
+    anonymous: Mutex<Option<Arc<Process>>>,
+}
+
+#[pymethods]
+impl PyNode {
+    #[new]
+    #[pyo3(signature = (name=None, cookie=None, *, hidden=true, ticktime=60.0, epmd_port=None, listen="0.0.0.0:0", handshake_timeout=7.0))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        name: Option<String>,
+        cookie: Option<String>,
+        hidden: bool,
+        ticktime: f64,
+        epmd_port: Option<u16>,
+        listen: &str,
+        handshake_timeout: f64,
+    ) -> PyResult<Self> {
+        let listen: SocketAddr = listen
+            .parse()
+            .map_err(|_| PyValueError::new_err(format!("listen address {listen:?} is not ip:port")))?;
+        let ticktime = to_duration(ticktime)?;
+        if ticktime < Duration::from_secs(1) {
+            return Err(PyValueError::new_err("ticktime must be at least 1 second"));
+        }
+        let config = NodeConfig {
+            name,
+            cookie,
+            hidden,
+            ticktime,
+            handshake_timeout: to_duration(handshake_timeout)?,
+            listen,
+            epmd_port,
+        };
+        let node = py.detach(|| Node::start(config)).map_err(node_error)?;
+        Ok(PyNode {
+            node,
+            dispatcher: Dispatcher::default(),
+            anonymous: Mutex::new(None),
+        })
+    }
+
+    #[getter]
+    fn name(&self) -> String {
+        self.node.name().to_string()
+    }
+
+    #[getter]
+    fn cookie(&self) -> String {
+        self.node.cookie().to_string()
+    }
+
+    #[getter]
+    fn creation(&self) -> u32 {
+        self.node.creation()
+    }
+
+    #[getter]
+    fn port(&self) -> u16 {
+        self.node.port()
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.node.is_closed()
+    }
+
+    /// A new mailbox, registered under `name` if given.
+    #[pyo3(signature = (name=None, callback=None))]
+    fn mailbox(
+        slf: &Bound<'_, Self>,
+        name: Option<&str>,
+        callback: Option<Py<PyAny>>,
+    ) -> PyResult<PyMailbox> {
+        let this = slf.get();
+        let process = this.node.spawn_process(name).map_err(node_error)?;
+        let served = Arc::new(Served {
+            process,
+            callback: Mutex::new(None),
+            waiters: Mutex::new(Vec::new()),
+        });
+        if let Some(cb) = callback {
+            *lock(&served.callback) = Some(cb);
+            this.dispatcher.watch(&served);
+        }
+        Ok(PyMailbox {
+            node: slf.clone().unbind(),
+            served,
+        })
+    }
+
+    /// Sends from an anonymous pid of this node.
+    fn send(&self, py: Python<'_>, dest: &Bound<'_, PyAny>, message: &Bound<'_, PyAny>) -> PyResult<()> {
+        let from = {
+            let mut anon = lock(&self.anonymous);
+            if anon.is_none() {
+                *anon = Some(self.node.spawn_process(None).map_err(node_error)?);
+            }
+            anon.as_ref().map(|p| p.pid.clone()).expect("just set")
+        };
+        send_from(py, &self.node, &from, dest, message)
+    }
+
+    /// `net_adm:ping`: True when the peer answers `yes`.
+    #[pyo3(signature = (peer, timeout=5.0))]
+    fn ping(&self, py: Python<'_>, peer: &str, timeout: f64) -> PyResult<bool> {
+        let timeout = to_duration(timeout)?;
+        py.detach(|| self.node.ping(peer, timeout)).map_err(node_error)
+    }
+
+    fn connected_nodes(&self) -> Vec<String> {
+        let mut nodes: Vec<String> = self.node.connected_nodes().iter().map(|a| a.to_string()).collect();
+        nodes.sort();
+        nodes
+    }
+
+    /// A new unique reference of this node.
+    fn make_ref(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        term_to_py(py, &Term::Reference(self.node.make_ref()))
+    }
+
+    fn close(&self, py: Python<'_>) {
+        py.detach(|| self.node.close());
+        self.dispatcher.stop();
+    }
+}
+
+fn parse_dest(dest: &Bound<'_, PyAny>) -> PyResult<Dest> {
+    if let Ok(name) = dest.cast::<PyString>() {
+        return Ok(Dest::Name(Atom::new(name.to_str()?)));
+    }
+    if let Ok(pair) = dest.cast::<PyTuple>() {
+        if pair.len() == 2 {
+            let name = pair.get_item(0)?;
+            let node = pair.get_item(1)?;
+            if let (Ok(name), Ok(node)) = (name.cast::<PyString>(), node.cast::<PyString>()) {
+                return Ok(Dest::Remote(Atom::new(name.to_str()?), Atom::new(node.to_str()?)));
+            }
+        }
+    }
+    match py_to_term(dest) {
+        Ok(Term::Pid(pid)) => Ok(Dest::Pid(pid)),
+        _ => Err(PyValueError::new_err(format!(
+            "a destination is a Pid, a registered name, or a (name, node) tuple, not {}",
+            dest.repr()?
+        ))),
+    }
+}
+
+fn send_from(
+    py: Python<'_>,
+    node: &Node,
+    from: &Pid,
+    dest: &Bound<'_, PyAny>,
+    message: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let dest = parse_dest(dest)?;
+    let mut body = Vec::with_capacity(64);
+    encode_body(message, &mut body)?;
+    let _ = py;
+    node.send(from, &dest, bytes::Bytes::from(body)).map_err(node_error)
+}
+
+/// The native mailbox; `erlnode.Mailbox` wraps it.
+#[pyclass(name = "NativeMailbox", module = "erlnode._erlnode", frozen)]
+pub struct PyMailbox {
+    node: Py<PyNode>,
+    served: Arc<Served>,
+}
+
+impl PyMailbox {
+    fn process(&self) -> &Arc<Process> {
+        &self.served.process
+    }
+}
+
+#[pymethods]
+impl PyMailbox {
+    #[getter]
+    fn pid(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        term_to_py(py, &Term::Pid(self.process().pid.clone()))
+    }
+
+    #[getter]
+    fn name(&self) -> Option<String> {
+        lock(&self.process().name).as_ref().map(|a| a.to_string())
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.process().is_closed()
+    }
+
+    fn register(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        self.node.get().node.register(self.process(), name).map_err(node_error)?;
+        let _ = py;
+        Ok(())
+    }
+
+    fn send(&self, py: Python<'_>, dest: &Bound<'_, PyAny>, message: &Bound<'_, PyAny>) -> PyResult<()> {
+        let node = &self.node.get().node;
+        send_from(py, node, &self.process().pid, dest, message)
+    }
+
+    /// The next message; waits up to `timeout` seconds (None: forever), raising TimeoutError.
+    #[pyo3(signature = (timeout=None))]
+    fn receive(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+        let process = self.process();
+        if let Some(message) = process.try_receive() {
+            return decode_message(py, &message);
+        }
+        let deadline = match timeout {
+            Some(t) => Some(Instant::now() + to_duration(t)?),
+            None => None,
+        };
+        loop {
+            let slice_end = Instant::now() + SIGNAL_SLICE;
+            let until = match deadline {
+                Some(d) if d < slice_end => d,
+                _ => slice_end,
+            };
+            match py.detach(|| process.wait(Some(until))) {
+                Ok(message) => return decode_message(py, &message),
+                Err(Empty::Closed) => return Err(NodeClosedError::new_err("the mailbox is closed")),
+                Err(Empty::Timeout) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(PyTimeoutError::new_err("no message within the timeout"));
+                    }
+                    py.check_signals()?;
+                }
+            }
+        }
+    }
+
+    /// Up to `max` messages: waits like `receive` for the first, then takes what is queued.
+    #[pyo3(signature = (max=1024, timeout=None))]
+    fn receive_many<'py>(
+        &self,
+        py: Python<'py>,
+        max: usize,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let first = self.receive(py, timeout)?;
+        let mut batch = Vec::new();
+        self.process().drain(max.saturating_sub(1), &mut batch);
+        let list = PyList::empty(py);
+        list.append(first)?;
+        for message in &batch {
+            list.append(decode_message(py, message)?)?;
+        }
+        Ok(list)
+    }
+
+    /// The next message if one is waiting, else `default`.
+    #[pyo3(signature = (default=None))]
+    fn try_receive(&self, py: Python<'_>, default: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+        match self.process().try_receive() {
+            Some(message) => decode_message(py, &message),
+            None => {
+                if self.process().is_closed() {
+                    return Err(NodeClosedError::new_err("the mailbox is closed"));
+                }
+                Ok(default.unwrap_or_else(|| py.None()))
+            }
+        }
+    }
+
+    /// Wakes `future` (through `event_loop`) when a message is waiting.
+    fn add_waiter(&self, py: Python<'_>, event_loop: Py<PyAny>, future: Py<PyAny>) -> PyResult<()> {
+        let node = self.node.get();
+        {
+            let mut waiters = lock(&self.served.waiters);
+            if waiters.is_empty() && self.process().pending() == 0 && !self.process().is_closed() {
+                node.dispatcher.watch(&self.served);
+            }
+            waiters.push((event_loop, future));
+        }
+        // A message (or the close) may have come before the waiter was in place.
+        if self.process().pending() > 0 || self.process().is_closed() {
+            let waiters = std::mem::take(&mut *lock(&self.served.waiters));
+            let wake = py.import("erlnode._aio")?.getattr("wake_future")?;
+            for (_, future) in waiters {
+                wake.call1((future,))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the mailbox; links and monitors see `reason` (default `normal`).
+    #[pyo3(signature = (reason=None))]
+    fn close(&self, py: Python<'_>, reason: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let reason = match reason {
+            Some(r) => py_to_term(r)?,
+            None => Term::atom("normal"),
+        };
+        let node = &self.node.get().node;
+        py.detach(|| node.close_process(self.process(), &reason));
+        Ok(())
+    }
+}

@@ -1,0 +1,43 @@
+"""Shared fixtures: real Erlang nodes (see tests/erl.py)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from erl import Erl, erl_available  # noqa: E402
+
+
+def _need_erl() -> None:
+    if not erl_available():
+        if os.environ.get("CI"):
+            pytest.fail("erl is not on PATH (and CI is set)")
+        pytest.skip("erl is not on PATH")
+
+
+@pytest.fixture
+def erl() -> Iterator[Erl]:
+    """A fresh Erlang node (random name and cookie), stopped after the test."""
+    _need_erl()
+    node = Erl()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="session")
+def session_erl() -> Iterator[Erl]:
+    """One Erlang node shared by the codec tests of the whole session."""
+    _need_erl()
+    node = Erl()
+    try:
+        yield node
+    finally:
+        node.stop()

@@ -1,0 +1,246 @@
+"""A real Erlang node for tests, driven over stdin/stdout.
+
+``Erl()`` starts ``erl`` with distribution on (random ``-sname`` and cookie) running the
+read-eval loop of ``tests/erlang/erlnode_repl.erl``; ``eval`` sends an Erlang expression and
+returns its value. Bindings persist across calls, so a test can do ``erl.eval("P = spawn(...)")``
+and use ``P`` later. Every read has a timeout, errors carry erl's own output, and ``stop``
+always kills the OS process.
+
+    with Erl() as erl:
+        assert erl.eval("1 + 2") == 3
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import os
+import queue
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import IO, Any, Iterable, Mapping, Optional
+
+import erlnode
+
+ERLANG_SRC = Path(__file__).parent / "erlang"
+MARK = "@@ERLREPL@@ "
+_compiled: Optional[Path] = None
+_compile_lock = threading.Lock()
+
+
+class ErlError(RuntimeError):
+    """The expression raised in Erlang, or the node failed; the message says which."""
+
+
+def erl_available() -> bool:
+    return shutil.which("erl") is not None and shutil.which("erlc") is not None
+
+
+def code_dir() -> Path:
+    """Compiles every module in tests/erlang once per process; returns the .beam directory."""
+    global _compiled
+    with _compile_lock:
+        if _compiled is None:
+            out = Path(tempfile.mkdtemp(prefix="erlnode-beams-"))
+            atexit.register(shutil.rmtree, out, True)
+            sources = sorted(str(p) for p in ERLANG_SRC.glob("*.erl"))
+            done = subprocess.run(
+                ["erlc", "-o", str(out), *sources],
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=120,
+            )
+            if done.returncode != 0:
+                raise ErlError(f"erlc failed:\n{done.stdout}\n{done.stderr}")
+            _compiled = out
+        return _compiled
+
+
+def random_name(prefix: str = "erltest") -> str:
+    return f"{prefix}_{secrets.token_hex(4)}"
+
+
+class Erl:
+    """A real ``erl`` node evaluating expressions sent from Python."""
+
+    def __init__(
+        self,
+        sname: Optional[str] = None,
+        cookie: Optional[str] = None,
+        longnames: bool = False,
+        extra_args: Iterable[str] = (),
+        env: Optional[Mapping[str, str]] = None,
+        start_timeout: float = 30.0,
+        timeout: float = 60.0,
+    ) -> None:
+        self.cookie = cookie or secrets.token_hex(12)
+        self.timeout = timeout
+        base = sname or random_name()
+        if longnames and "@" not in base:
+            base = f"{base}@127.0.0.1"
+        args = [
+            "erl",
+            "-name" if longnames else "-sname",
+            base,
+            "-setcookie",
+            self.cookie,
+            "-noshell",
+            "-pa",
+            str(code_dir()),
+            *extra_args,
+            "-eval",
+            "erlnode_repl:main()",
+        ]
+        full_env = dict(os.environ)
+        if env:
+            full_env.update(env)
+        self._log: deque[str] = deque(maxlen=200)
+        self._replies: queue.Queue[Optional[str]] = queue.Queue()
+        self._proc: Optional[subprocess.Popen[bytes]] = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            start_new_session=True,
+        )
+        assert self._proc.stdout is not None
+        self._reader = threading.Thread(target=self._read, args=(self._proc.stdout,), daemon=True)
+        self._reader.start()
+        try:
+            kind, payload = self._reply(start_timeout, "starting")
+            if kind != "ready":
+                raise ErlError(f"unexpected first reply {kind!r}")
+            self.name: str = payload.decode()
+        except BaseException:
+            self.stop()
+            raise
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _read(self, stream: IO[bytes]) -> None:
+        for raw in stream:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if line.startswith(MARK):
+                self._replies.put(line[len(MARK) :])
+            else:
+                self._log.append(line)
+        self._replies.put(None)
+
+    def output(self) -> str:
+        """The node's recent output other than replies (for error messages)."""
+        return "\n".join(self._log)
+
+    def _reply(self, timeout: float, doing: str) -> tuple[str, bytes]:
+        try:
+            line = self._replies.get(timeout=timeout)
+        except queue.Empty:
+            raise ErlError(
+                f"erl did not answer within {timeout}s while {doing}; output:\n{self.output()}"
+            ) from None
+        if line is None:
+            code = self._proc.poll() if self._proc else None
+            raise ErlError(f"erl exited (status {code}) while {doing}; output:\n{self.output()}")
+        kind, _, payload = line.partition(" ")
+        return kind, base64.b64decode(payload)
+
+    def _request(self, line: str, doing: str, timeout: Optional[float]) -> bytes:
+        proc = self._proc
+        if proc is None or proc.stdin is None:
+            raise ErlError("the erl node is stopped")
+        try:
+            proc.stdin.write(line.encode() + b"\n")
+            proc.stdin.flush()
+        except (BrokenPipeError, OSError) as e:
+            raise ErlError(f"erl is gone ({e}); output:\n{self.output()}") from None
+        kind, payload = self._reply(self.timeout if timeout is None else timeout, doing)
+        if kind == "error":
+            raise ErlError(f"{doing} failed in Erlang:\n{payload.decode('utf-8', 'replace')}")
+        if kind != "ok":
+            raise ErlError(f"unexpected reply {kind!r} while {doing}")
+        return payload
+
+    # -- API ------------------------------------------------------------------------------
+
+    def eval_raw(self, expr: str, timeout: Optional[float] = None) -> bytes:
+        """Evaluates an Erlang expression; returns ``term_to_binary(Result)``."""
+        expr = expr.strip()
+        if not expr.endswith("."):
+            expr += "."
+        encoded = base64.b64encode(expr.encode()).decode()
+        return self._request(f"E {encoded}", f"evaluating {expr[:200]!r}", timeout)
+
+    def eval(self, expr: str, timeout: Optional[float] = None) -> Any:
+        """Evaluates an Erlang expression; returns its value decoded by erlnode."""
+        return erlnode.decode(self.eval_raw(expr, timeout))
+
+    def bind(self, name: str, data: bytes) -> None:
+        """Binds the Erlang variable ``name`` to the binary ``data`` (replacing any value)."""
+        encoded = base64.b64encode(data).decode()
+        self._request(f"S {name} {encoded}", f"binding {name}", None)
+
+    def forget(self, name: str) -> None:
+        """Unbinds the Erlang variable ``name``."""
+        self._request(f"F {name}", f"unbinding {name}", None)
+
+    def stop(self) -> None:
+        """Halts the node; kills it if it does not exit promptly. Safe to call twice."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            if proc.poll() is None and proc.stdin is not None:
+                proc.stdin.write(b"Q\n")
+                proc.stdin.flush()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.kill()
+            proc.wait(timeout=5)
+        finally:
+            # The session (process group) is ours alone: make sure nothing in it survives.
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    try:
+                        stream.close()
+                    except OSError:
+                        pass
+            self._reader.join(timeout=2)
+
+    def __enter__(self) -> Erl:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __del__(self) -> None:
+        if getattr(self, "_proc", None) is not None:
+            self.stop()
+
+
+def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> bool:
+    """Polls ``predicate()`` until it is true or ``timeout`` passes; returns the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return bool(value)
+        time.sleep(interval)

@@ -1,0 +1,94 @@
+"""Terms made by a real Erlang node, decoded and re-encoded by erlnode, checked by Erlang."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import erlnode
+from erl import Erl
+from erlnode import Atom
+
+
+def test_corpus_round_trips_through_erlang(session_erl: Erl) -> None:
+    encodings = session_erl.eval("codec_corpus:encodings()", timeout=120)
+    assert len({i for i, _, _ in encodings}) >= 200
+    results = []
+    exact_mismatches = []
+    for index, options, data in encodings:
+        term = erlnode.decode(data)
+        out = erlnode.encode(term)
+        results.append((index, options, out))
+        results.append((index, options, erlnode.encode(term, compressed=True)))
+        # Ours are the bytes of OTP's {minor_version, 2} (UTF-8 atoms; OTP 26's default).
+        if options == [(Atom("minor_version"), 2)] and out != data:
+            exact_mismatches.append(index)
+    session_erl.bind("Results", erlnode.encode(results))
+    failures = session_erl.eval("codec_corpus:check(binary_to_term(Results))", timeout=120)
+    assert failures == []
+    assert exact_mismatches == []
+
+
+def test_corpus_values_have_the_documented_types(session_erl: Erl) -> None:
+    e = session_erl.eval
+    assert e("ok") == Atom("ok") and type(e("ok")) is Atom
+    assert e("true") is True and e("false") is False
+    assert e("'日本語'") == "日本語"
+    assert e("1 bsl 2048") == 1 << 2048
+    assert e("-(1 bsl 2048)") == -(1 << 2048)
+    neg_zero = e("-0.0")
+    assert isinstance(neg_zero, float) and str(neg_zero) == "-0.0"
+    assert e("<<1, 2>>") == b"\x01\x02"
+    assert e("<<1:1>>") == erlnode.BitBinary(b"\x80", 1)
+    assert e("\"abc\"") == "abc"
+    assert e("[1000, 2000]") == [1000, 2000]
+    assert e("[1 | 2]") == erlnode.ImproperList([1], 2)
+    assert e("{a, {}}") == (Atom("a"), ())
+    assert e("#{[1000] => #{a => 1}}") == {erlnode.FrozenList([1000]): {Atom("a"): 1}}
+    assert e("#{[1] => x}") == {"\x01": Atom("x")}
+    assert e("#{#{a => [b]} => c}") == {
+        erlnode.FrozenMap({Atom("a"): erlnode.FrozenList([Atom("b")])}): Atom("c")
+    }
+    pid = e("self()")
+    assert isinstance(pid, erlnode.Pid) and pid.node == Atom(session_erl.name)
+    assert isinstance(e("make_ref()"), erlnode.Reference)
+    assert isinstance(e("hd(erlang:ports())"), erlnode.Port)
+    assert e("fun lists:map/2") == erlnode.Export("lists", "map", 2)
+    fun = e("Y = 3, fun(X) -> X + Y end")
+    assert isinstance(fun, erlnode.Fun) and fun.module == Atom("erl_eval")
+
+
+def test_colliding_map_keys_round_trip(session_erl: Erl) -> None:
+    m = session_erl.eval(
+        "M = #{1 => int, 1.0 => float, true => t, 0.0 => zero, -0.0 => negzero,"
+        " a => atom, \"a\" => string}"
+    )
+    # (OTP 25 treats 0.0 and -0.0 as the same key; later OTPs do not.)
+    assert len(m) == session_erl.eval("maps:size(M)")
+    wrapped = [k for k in m if isinstance(k, erlnode.ExactKey)]
+    assert {k.value for k in wrapped} == {1.0, True, "a"}
+    assert [type(k.value) for k in wrapped if k.value == "a"] == [str]
+    session_erl.bind("Back", erlnode.encode(m))
+    assert session_erl.eval("binary_to_term(Back) =:= M") is True
+
+
+def test_python_values_checked_by_erlang(session_erl: Erl) -> None:
+    cases: list[tuple[Any, str]] = [
+        (None, "undefined"),
+        ("", "[]"),
+        ("héllo", "\"héllo\""),
+        ("日本", "[26085, 26412]"),
+        (bytearray(b"ab"), "<<\"ab\">>"),
+        (memoryview(b"cd"), "<<\"cd\">>"),
+        (erlnode.FrozenList([1, 2]), "[1, 2]"),
+        (erlnode.FrozenMap({1: 2}), "#{1 => 2}"),
+        (erlnode.ExactKey(1.0), "1.0"),
+        (erlnode.Pid("a@b", 1, 2, 3), "codec_corpus_pid"),
+        ({True: False}, "#{true => false}"),
+        (-0.0, "-0.0"),
+        ((), "{}"),
+    ]
+    for value, expr in cases:
+        if expr == "codec_corpus_pid":
+            continue
+        session_erl.bind("V", erlnode.encode(value))
+        assert session_erl.eval(f"binary_to_term(V) =:= {expr}") is True, (value, expr)
