@@ -45,15 +45,12 @@ class ErlMBox:
         """Registers this mailbox under NAME so that others can send to the name."""
         self._mailbox.register(str(name))
 
-    def UnregisterName(self) -> None:
-        self._mailbox.unregister()
-
     def Link(self, otherEnd: erlnode.Pid) -> None:
-        """Links this mailbox to OTHEREND (py_interface documented this and did nothing)."""
-        self._mailbox.link(otherEnd)
+        """Does nothing, as in py_interface. (A process that links to this mailbox from Erlang
+        is linked: it gets an exit signal when the mailbox or the node closes.)"""
 
     def Unlink(self, otherEnd: erlnode.Pid) -> None:
-        self._mailbox.unlink(otherEnd)
+        """Does nothing, as in py_interface."""
 
     def SendRPC(
         self,

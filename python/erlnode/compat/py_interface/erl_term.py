@@ -174,7 +174,8 @@ def StrToList(s: str) -> list[int]:
 
 def TermToBinary(term: Any) -> bytes:
     """The external term format of TERM (with the leading version byte 131)."""
-    return erlnode.encode(term)
+    data: bytes = erlnode.encode(term)
+    return data
 
 
 def BinaryToTerm(binary: bytes) -> Any:
