@@ -16,6 +16,8 @@ from ._erlnode import (
     decode,
     encode,
 )
+from ._erlnode import EpmdError, NodeClosedError
+from ._node import Mailbox, Node
 from ._terms import Atom, BitBinary, ExactKey, FrozenList, FrozenMap, ImproperList
 
 __all__ = [
@@ -24,12 +26,16 @@ __all__ = [
     "BitBinary",
     "DecodeError",
     "EncodeError",
+    "EpmdError",
     "ExactKey",
     "Export",
     "FrozenList",
     "FrozenMap",
     "Fun",
     "ImproperList",
+    "Mailbox",
+    "Node",
+    "NodeClosedError",
     "Pid",
     "Port",
     "Reference",

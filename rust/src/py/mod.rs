@@ -3,9 +3,11 @@
 //! - [`codec`]: `encode` / `decode` and the Rust entry points for the node code.
 //! - [`terms`]: `Pid`, `Port`, `Reference`, `Export`, `Fun` and the atom cache.
 //! - [`errors`]: `DecodeError`, `EncodeError`.
+//! - [`node`]: the native `Node` and `Mailbox` that `erlnode.Node` / `erlnode.Mailbox` wrap.
 
 pub mod codec;
 pub mod errors;
+pub mod node;
 pub mod terms;
 
 use pyo3::prelude::*;
@@ -15,5 +17,9 @@ fn _erlnode(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     terms::register(m)?;
     codec::register(m)?;
+    m.add_class::<node::PyNode>()?;
+    m.add_class::<node::PyMailbox>()?;
+    m.add("NodeClosedError", m.py().get_type::<node::NodeClosedError>())?;
+    m.add("EpmdError", m.py().get_type::<node::EpmdError>())?;
     Ok(())
 }

@@ -315,14 +315,14 @@ impl PyNode {
 
 fn parse_dest(dest: &Bound<'_, PyAny>) -> PyResult<Dest> {
     if let Ok(name) = dest.cast::<PyString>() {
-        return Ok(Dest::Name(Atom::new(name.to_str()?)));
+        return Ok(Dest::Name(Atom::new(&name.to_cow()?)));
     }
     if let Ok(pair) = dest.cast::<PyTuple>() {
         if pair.len() == 2 {
             let name = pair.get_item(0)?;
             let node = pair.get_item(1)?;
             if let (Ok(name), Ok(node)) = (name.cast::<PyString>(), node.cast::<PyString>()) {
-                return Ok(Dest::Remote(Atom::new(name.to_str()?), Atom::new(node.to_str()?)));
+                return Ok(Dest::Remote(Atom::new(&name.to_cow()?), Atom::new(&node.to_cow()?)));
             }
         }
     }
