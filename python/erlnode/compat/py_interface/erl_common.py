@@ -1,0 +1,179 @@
+"""py_interface's common helpers: node name alignment, debug printing, callback objects and
+big-endian integer packing."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from typing import Any, Callable, TypeVar
+
+T = TypeVar("T")
+
+
+# -- node names ------------------------------------------------------------------------------
+
+
+def AlignNodeName(nodeName: str, useShortNodeNames: int = 1) -> str:
+    """``name@host`` from ``name`` (a name that has an ``@`` is returned unchanged); the host
+    part is the short host name or the fully qualified one."""
+    if useShortNodeNames:
+        return AlignShortNodeName(nodeName)
+    return AlignLongNodeName(nodeName)
+
+
+def AlignShortNodeName(nodeName: str) -> str:
+    if "@" in nodeName:
+        return nodeName
+    # Like `erl -sname`: the host name up to its first dot.
+    return nodeName + "@" + socket.gethostname().split(".")[0]
+
+
+def AlignLongNodeName(nodeName: str) -> str:
+    if "@" in nodeName:
+        return nodeName
+    return nodeName + "@" + GetFullyQualifiedHostName()
+
+
+def GetFullyQualifiedHostName(name: str = "") -> str:
+    return socket.getfqdn(name)
+
+
+def getenv(envName: str) -> str:
+    """The environment variable's value, or "" when it is not set."""
+    return os.environ.get(envName, "")
+
+
+def IndexSeq(seq: Sequence[T]) -> list[tuple[int, T]]:
+    return list(enumerate(seq))
+
+
+# -- integers --------------------------------------------------------------------------------
+
+
+def ReadInt1(s: bytes) -> int:
+    return s[0]
+
+
+def ReadInt2(s: bytes) -> int:
+    return int.from_bytes(s[:2], "big")
+
+
+def ReadInt4(s: bytes) -> int:
+    return int.from_bytes(s[:4], "big")
+
+
+def PackInt1(i: int) -> bytes:
+    return (i & 0xFF).to_bytes(1, "big")
+
+
+def PackInt2(i: int) -> bytes:
+    return (i & 0xFFFF).to_bytes(2, "big")
+
+
+def PackInt4(i: int) -> bytes:
+    return (i & 0xFFFFFFFF).to_bytes(4, "big")
+
+
+# -- logging and debugging -------------------------------------------------------------------
+
+_logFileName: str | None = None
+_modulesToDebug: list[str] = []
+_debugAllModules = False
+_debugFileName: str | None = None
+
+
+def SetLogFile(fileName: str) -> None:
+    global _logFileName
+    _logFileName = fileName
+
+
+def Log(text: str) -> None:
+    """Appends a line to the log file set with SetLogFile (nothing when none is set)."""
+    if _logFileName is None:
+        return
+    try:
+        with open(_logFileName, "a") as f:
+            f.write(text + "\n")
+    except OSError:
+        # Logging must never take the program down.
+        pass
+
+
+def DebugToFile(fileName: str) -> None:
+    global _debugFileName
+    _debugFileName = fileName
+
+
+def DebugOnAll() -> None:
+    global _debugAllModules
+    _debugAllModules = True
+
+
+def DebugOn(moduleList: list[str]) -> None:
+    global _debugAllModules, _modulesToDebug
+    _debugAllModules = False
+    _modulesToDebug = list(moduleList)
+
+
+def Debug(module: str, txt: str) -> None:
+    """Prints ``module: txt`` when debugging is on for that module."""
+    if _debugAllModules or module in _modulesToDebug:
+        _DebugEmitText(f"{module}: {txt}")
+
+
+def DebugHex(module: str, txt: str, msg: bytes) -> None:
+    if _debugAllModules or module in _modulesToDebug:
+        _DebugEmitText(f"{module}: {txt}\n{_HexDump(msg)}")
+
+
+def _DebugEmitText(txt: str) -> None:
+    if _debugFileName is None:
+        print(txt)
+        return
+    try:
+        with open(_debugFileName, "a") as f:
+            f.write(txt + "\n")
+    except OSError:
+        pass
+
+
+def _HexDump(data: bytes) -> str:
+    lines = []
+    for offset in range(0, len(data), 16):
+        chunk = data[offset : offset + 16]
+        hexes = " ".join(f"{b:02x}" for b in chunk)
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"{offset:04x}: {hexes:<47}   {text}")
+    return "\n".join(lines)
+
+
+# -- callbacks -------------------------------------------------------------------------------
+
+
+class Callback:
+    """A callable that calls ``callback(*invoker_args, *optArgs, **namedArgs)``: the invoker's
+    arguments come first, the ones given here are appended."""
+
+    def __init__(self, callback: Callable[..., Any], *optArgs: Any, **namedArgs: Any) -> None:
+        self.callback = callback
+        self.optArgs: tuple[Any, ...] = optArgs
+        self.namedArgs: dict[str, Any] = namedArgs
+
+    def __call__(self, *extraArgs: Any) -> Any:
+        return self.callback(*(extraArgs + self.optArgs), **self.namedArgs)
+
+    def __repr__(self) -> str:
+        return f"<Callback to {self.callback!r}>"
+
+
+class VCallback(Callback):
+    """Callback with the extra arguments given as a tuple and a dict."""
+
+    def __init__(
+        self, callback: Callable[..., Any], optArgs: Sequence[Any], namedArgs: dict[str, Any]
+    ) -> None:
+        super().__init__(callback, *optArgs, **namedArgs)
+
+    def __repr__(self) -> str:
+        return f"<VCallback to {self.callback!r}>"
