@@ -17,21 +17,38 @@ from ._erlnode import (
     encode,
 )
 from ._erlnode import EpmdError, NodeClosedError
+from ._errors import (
+    BadRpc,
+    ErlangError,
+    ErlangException,
+    ErlangExit,
+    ErlangThrow,
+    RemoteError,
+    RemoteExit,
+    RpcError,
+)
+from ._genserver import GenServer
 from ._node import Mailbox, Node
 from ._terms import Atom, BitBinary, ExactKey, FrozenList, FrozenMap, ImproperList
 
 __all__ = [
     "DEFAULT_MAX_INFLATED",
     "Atom",
+    "BadRpc",
     "BitBinary",
     "DecodeError",
     "EncodeError",
     "EpmdError",
+    "ErlangError",
+    "ErlangException",
+    "ErlangExit",
+    "ErlangThrow",
     "ExactKey",
     "Export",
     "FrozenList",
     "FrozenMap",
     "Fun",
+    "GenServer",
     "ImproperList",
     "Mailbox",
     "Node",
@@ -39,6 +56,9 @@ __all__ = [
     "Pid",
     "Port",
     "Reference",
+    "RemoteError",
+    "RemoteExit",
+    "RpcError",
     "decode",
     "encode",
 ]

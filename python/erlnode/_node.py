@@ -6,13 +6,20 @@ import asyncio
 import atexit
 import threading
 import weakref
-from typing import Any, AsyncIterator, Callable, Iterable, Optional, Union
+from typing import Any, AsyncIterator, Callable, Iterable, Optional, TypeVar, Union
 
-from . import _erlnode
+from . import _erlnode, _rpc
 from ._erlnode import NativeMailbox, NativeNode
+from ._terms import Atom
 
 #: Where a message can go: a `Pid`, a registered name on this node, or `(name, node)`.
 Dest = Union["_erlnode.Pid", str, "tuple[str, str]"]
+
+#: Who hears about nodes coming and going: a mailbox (gets the messages) or a callable
+#: (called as `f(event, node_name)` with event `"nodeup"` or `"nodedown"`).
+NodeWatcher = Union["Mailbox", Callable[[Atom, str], Any]]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _EMPTY = object()
 _live_nodes: "weakref.WeakSet[Node]" = weakref.WeakSet()
@@ -117,6 +124,38 @@ class Mailbox:
         """Closes the mailbox; linked and monitoring processes see `reason` (`normal`)."""
         self._native.close(reason)
 
+    # -- links, exit signals and monitors (Erlang semantics; a mailbox traps exits) --------
+
+    def link(self, pid: "_erlnode.Pid") -> None:
+        """Links to `pid` (`link/1`). When either side ends, the other gets an exit signal:
+        here it arrives as the message `(Atom('EXIT'), pid, reason)`, as for a process
+        trapping exits; a linked Erlang process that does not trap exits dies with the
+        mailbox's close reason (unless it is `normal`). A dead `pid` or one on an unreachable
+        node gives `('EXIT', pid, noproc)` / `noconnection` at once."""
+        self._native.link(pid)
+
+    def unlink(self, pid: "_erlnode.Pid") -> None:
+        """Removes the link to `pid` (`unlink/1`); no exit signal crosses it afterwards."""
+        self._native.unlink(pid)
+
+    def exit(self, pid: "_erlnode.Pid", reason: Any) -> None:
+        """Sends the exit signal `reason` to `pid` (`exit/2`): an Erlang process that does not
+        trap exits dies (unless `reason` is `normal`; `kill` kills even one that traps)."""
+        self._native.exit(pid, reason)
+
+    def monitor(self, target: Dest) -> "_erlnode.Reference":
+        """Monitors a `Pid`, a local registered name or a `(name, node)` tuple (`monitor/2`).
+
+        When the target ends (or does not exist: reason `noproc`; or its node is lost:
+        `noconnection`) this mailbox gets `(Atom('DOWN'), ref, Atom('process'), target,
+        reason)`, where `target` is the pid, or `(name, node)` for a monitor by name.
+        """
+        return self._native.monitor(target)  # type: ignore[no-any-return]
+
+    def demonitor(self, ref: "_erlnode.Reference") -> None:
+        """Stops the monitor `ref` (`demonitor/1`); a DOWN already received stays queued."""
+        self._native.demonitor(ref)
+
     def __repr__(self) -> str:
         name = f" {self.name!r}" if self.name else ""
         return f"<Mailbox{name} {self.pid}>"
@@ -138,9 +177,12 @@ class Node:
     or `"alive@1.2.3.4"` (long names), or None: the first peer assigns a name (NAME_ME).
     `cookie=None` reads `~/.erlang.cookie` as erl does. Hidden by default, like Jinterface
     and C nodes. When no EPMD runs, the node serves EPMD itself.
+
+    `rpc_workers` is the size of the thread pool that runs Python functions called from
+    Erlang (see `expose`).
     """
 
-    __slots__ = ("_native", "__weakref__")
+    __slots__ = ("_native", "_server", "__weakref__")
 
     def __init__(
         self,
@@ -152,6 +194,7 @@ class Node:
         epmd_port: Optional[int] = None,
         listen: str = "0.0.0.0:0",
         handshake_timeout: float = 7.0,
+        rpc_workers: int = 16,
     ) -> None:
         self._native = NativeNode(
             name,
@@ -162,6 +205,13 @@ class Node:
             listen=listen,
             handshake_timeout=handshake_timeout,
         )
+        try:
+            # Installed now, not on the first `expose`: a call into an unexposed module must
+            # already fail with `undef`, as on BEAM.
+            self._server = _rpc.RpcServer(self._native, rpc_workers)
+        except BaseException:
+            self._native.close()
+            raise
         with _live_lock:
             _live_nodes.add(self)
 
@@ -214,9 +264,129 @@ class Node:
         """A new unique reference (like `make_ref/0`)."""
         return self._native.make_ref()  # type: ignore[no-any-return]
 
+    # -- node monitoring ---------------------------------------------------------------------
+
+    def monitor_node(self, node: str, watcher: NodeWatcher, flag: bool = True) -> Mailbox:
+        """Watches the connection to `node`, like `erlang:monitor_node(Node, true)`.
+
+        `watcher` gets `nodedown` once, when the connection goes (at once if `node` cannot
+        be reached; the call connects on demand): a `Mailbox` receives the message
+        `(Atom('nodedown'), Atom(node))`; a callable is called as `watcher('nodedown', node)`
+        on the node's dispatcher thread. Returns the mailbox that receives it (for a callable,
+        an internal one: close it to cancel). `flag=False` cancels a mailbox's monitor.
+        """
+        if isinstance(watcher, Mailbox):
+            self._native.monitor_node(watcher._native, node, flag)
+            return watcher
+        if not flag:
+            raise ValueError("to cancel a callback's monitor, close the mailbox it returned")
+        mbox = self._watcher_mailbox(watcher, once=True)
+        self._native.monitor_node(mbox._native, node, True)
+        return mbox
+
+    def monitor_nodes(self, watcher: NodeWatcher, flag: bool = True) -> Mailbox:
+        """Every connection that comes up or goes, like `net_kernel:monitor_nodes(true)`.
+
+        A `Mailbox` receives `(Atom('nodeup'), Atom(name))` and `(Atom('nodedown'),
+        Atom(name))`; a callable is called as `watcher(event, name)`. Returns the mailbox
+        that receives them (close it, or pass `flag=False` with the mailbox, to stop).
+        """
+        if isinstance(watcher, Mailbox):
+            self._native.monitor_nodes(watcher._native, flag)
+            return watcher
+        if not flag:
+            raise ValueError("to cancel a callback's subscription, close the mailbox it returned")
+        mbox = self._watcher_mailbox(watcher, once=False)
+        self._native.monitor_nodes(mbox._native, True)
+        return mbox
+
+    def _watcher_mailbox(self, watcher: Callable[[Atom, str], Any], once: bool) -> Mailbox:
+        holder: list[Mailbox] = []
+
+        def deliver(message: Any) -> None:
+            if _rpc.is_tuple(message, 2) and isinstance(message[0], Atom):
+                watcher(message[0], str(message[1]))
+                if once and holder:
+                    holder[0].close()
+
+        mbox = self.mailbox(callback=deliver)
+        holder.append(mbox)
+        return mbox
+
+    # -- calling Erlang ----------------------------------------------------------------------
+
+    def rpc(
+        self,
+        node: str,
+        module: str,
+        function: str,
+        args: Iterable[Any] = (),
+        timeout: Optional[float] = 5.0,
+    ) -> Any:
+        """`rpc:call(Node, Module, Function, Args)`: runs it on `node`, returns its value.
+
+        Goes through `node`'s `rex` server, so it works with any Erlang node (and another
+        erlnode node). Raises `RemoteError` (the function raised an error; `.reason`,
+        `.stacktrace`), `RemoteExit` (it exited), `BadRpc` (`{badrpc, Reason}` otherwise,
+        e.g. `.reason == 'nodedown'`) and `TimeoutError` (no answer in `timeout` seconds;
+        None waits forever). A `throw` returns the thrown value, as `rpc:call` does. Output
+        of the remote call (`io:format`) is written to `sys.stdout`.
+        """
+        return _rpc.rpc_call(self._native, node, module, function, list(args), timeout)
+
+    def call(self, dest: Dest, request: Any, timeout: Optional[float] = 5.0) -> Any:
+        """`gen_server:call(Dest, Request)`: sends `('$gen_call', (pid, ref), request)` and
+        returns the reply. `dest` is a `Pid`, a local name or `(name, node)`.
+
+        Raises `RemoteExit` with the server's exit reason when it dies before replying or
+        does not exist (`.reason == 'noproc'`; `'noconnection'` when its node is lost), and
+        `TimeoutError` after `timeout` seconds (None: wait forever).
+        """
+        return _rpc.gen_call(self._native, dest, request, timeout)
+
+    def cast(self, dest: Dest, request: Any) -> None:
+        """`gen_server:cast(Dest, Request)`: sends `('$gen_cast', request)`; never fails."""
+        self._native.send(dest, (Atom("$gen_cast"), request))
+
+    # -- being called from Erlang -----------------------------------------------------------
+
+    def expose(self, module: str, functions: _rpc.Functions) -> None:
+        """Makes Python functions callable from Erlang as `module:name(Args...)`.
+
+        `functions` maps names to callables, or is a Python module (its public callables
+        defined in it). Erlang reaches them with `rpc:call`, `erpc:call`, `rpc:cast`,
+        `erpc:cast` and `rpc:block_call`. Calls run on the node's thread pool (`rpc_workers`
+        threads): a slow function holds up only its own caller. A missing module or
+        function, or a call with an arity the function does not accept, is `undef` as on
+        BEAM. A Python exception reaches Erlang as the error `{python, TypeName, Message}`
+        (TypeName an atom, Message a binary) with the Python stack; raise `ErlangError`,
+        `ErlangExit` or `ErlangThrow` to raise an exact Erlang exception. Exposing more
+        functions under the same module adds to it.
+        """
+        self._server.expose(module, functions)
+
+    def expose_function(self, module: str, name: Optional[str] = None) -> Callable[[F], F]:
+        """Decorator form of `expose`: `@node.expose_function("pymath")` exposes the function
+        as `pymath:<its name>` (or `name`), and returns it unchanged."""
+
+        def decorate(fn: F) -> F:
+            self._server.expose_one(module, name or fn.__name__, fn)
+            return fn
+
+        return decorate
+
+    def unexpose(self, module: str, name: Optional[str] = None) -> None:
+        """Withdraws one function, or the whole module when `name` is None."""
+        self._server.unexpose(module, name)
+
+    def exposed(self) -> dict[str, list[str]]:
+        """The exposed modules and their function names."""
+        return self._server.exposed()
+
     def close(self) -> None:
         """Closes every mailbox (links and monitors fire), every connection, and unregisters."""
         self._native.close()
+        self._server.shutdown()
 
     def __enter__(self) -> "Node":
         return self
