@@ -65,7 +65,7 @@ def test_colliding_map_keys_round_trip(session_erl: Erl) -> None:
     # (OTP 25 treats 0.0 and -0.0 as the same key; later OTPs do not.)
     assert len(m) == session_erl.eval("maps:size(M)")
     wrapped = [k for k in m if isinstance(k, erlnode.ExactKey)]
-    assert {k.value for k in wrapped} == {1.0, True, "a"}
+    assert sorted(repr(k.value) for k in wrapped) == ["'a'", "1.0", "True"]
     assert [type(k.value) for k in wrapped if k.value == "a"] == [str]
     session_erl.bind("Back", erlnode.encode(m))
     assert session_erl.eval("binary_to_term(Back) =:= M") is True
