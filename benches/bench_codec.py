@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import erlnode
 from erlnode import Atom
@@ -29,7 +29,7 @@ from erlnode import Atom
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from erl import Erl  # noqa: E402
+from erl import Erl
 
 MIB = 1 << 20
 
@@ -55,7 +55,9 @@ def payloads_erlnode() -> dict[str, Any]:
     }
 
 
-def contenders() -> dict[str, tuple[dict[str, Any], Callable[[Any], bytes], Callable[[bytes], Any]]]:
+def contenders() -> dict[
+    str, tuple[dict[str, Any], Callable[[Any], bytes], Callable[[bytes], Any]]
+]:
     """name -> (payloads in that library's types, encode, decode)."""
     out: dict[str, Any] = {"erlnode": (payloads_erlnode(), erlnode.encode, erlnode.decode)}
     try:
@@ -63,8 +65,13 @@ def contenders() -> dict[str, tuple[dict[str, Any], Callable[[Any], bytes], Call
 
         def c1p(i: int = 12345) -> Any:
             a = erlpack.Atom
-            return {a("id"): i, a("name"): b"alice", a("score"): 3.14,
-                    a("tags"): [a("a"), a("b"), a("c")], a("active"): True}
+            return {
+                a("id"): i,
+                a("name"): b"alice",
+                a("score"): 3.14,
+                a("tags"): [a("a"), a("b"), a("c")],
+                a("active"): True,
+            }
 
         out["erlpack"] = (
             {"C1": c1p(), "C2": [c1p(i) for i in range(1, 1001)], "C3": bytes(MIB)},
@@ -78,8 +85,13 @@ def contenders() -> dict[str, tuple[dict[str, Any], Callable[[Any], bytes], Call
 
         def c1e(i: int = 12345) -> Any:
             # earl has no atom type: with ENCODE_AS_ATOM every str is an atom.
-            return {"id": i, "name": b"alice", "score": 3.14, "tags": ["a", "b", "c"],
-                    "active": True}
+            return {
+                "id": i,
+                "name": b"alice",
+                "score": 3.14,
+                "tags": ["a", "b", "c"],
+                "active": True,
+            }
 
         out["earl-etf"] = (
             {"C1": c1e(), "C2": [c1e(i) for i in range(1, 1001)], "C3": bytes(MIB)},
@@ -93,13 +105,20 @@ def contenders() -> dict[str, tuple[dict[str, Any], Callable[[Any], bytes], Call
 
         def c1o(i: int = 12345) -> Any:
             a = erlang.OtpErlangAtom
-            return {a(b"id"): i, a(b"name"): erlang.OtpErlangBinary(b"alice"),
-                    a(b"score"): 3.14, a(b"tags"): [a(b"a"), a(b"b"), a(b"c")],
-                    a(b"active"): True}
+            return {
+                a(b"id"): i,
+                a(b"name"): erlang.OtpErlangBinary(b"alice"),
+                a(b"score"): 3.14,
+                a(b"tags"): [a(b"a"), a(b"b"), a(b"c")],
+                a(b"active"): True,
+            }
 
         out["erlang-py"] = (
-            {"C1": c1o(), "C2": [c1o(i) for i in range(1, 1001)],
-             "C3": erlang.OtpErlangBinary(bytes(MIB))},
+            {
+                "C1": c1o(),
+                "C2": [c1o(i) for i in range(1, 1001)],
+                "C3": erlang.OtpErlangBinary(bytes(MIB)),
+            },
             erlang.term_to_binary,
             erlang.binary_to_term,
         )
@@ -152,7 +171,7 @@ def time_python(fn: Callable[[Any], Any], arg: Any, n: int) -> float:
 # -- the table -----------------------------------------------------------------------------
 
 
-def measure(rounds: int = 5, erl: Optional[Erl] = None) -> dict[tuple[str, str, str], float]:
+def measure(rounds: int = 5, erl: Erl | None = None) -> dict[tuple[str, str, str], float]:
     """Median ns/op per (contender, payload, op), contenders interleaved in every round."""
     own = erl is None
     erl = erl or start_erl()
@@ -170,7 +189,7 @@ def measure(rounds: int = 5, erl: Optional[Erl] = None) -> dict[tuple[str, str, 
                                 t = time_python(enc, values[payload], n)
                             else:
                                 t = time_python(dec, wire[payload], n)
-                        except Exception as e:  # a contender that cannot do this payload
+                        except Exception as e:  # noqa: BLE001 (a contender may not handle a payload)
                             print(f"note: {name} {op} {payload} failed: {e!r}")
                             continue
                         samples.setdefault((name, payload, op), []).append(t)
@@ -215,8 +234,10 @@ def table(results: dict[tuple[str, str, str], float]) -> str:
             if t:
                 mbs.append(f"{payload} {op} {size / t * 1000:.0f} MB/s")
     lines.append("")
-    lines.append("(x) = that contender's time / erlnode's time (higher: erlnode faster). "
-                 "erlnode throughput: " + ", ".join(mbs))
+    lines.append(
+        "(x) = that contender's time / erlnode's time (higher: erlnode faster). "
+        "erlnode throughput: " + ", ".join(mbs)
+    )
     return "\n".join(lines)
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import struct
 import zlib
 
-import pytest
-
 import erlnode
+import pytest
 from erlnode import Atom, DecodeError, EncodeError
 
 
@@ -24,8 +23,20 @@ def rt(term: object) -> object:
 
 def test_scalars() -> None:
     assert rt(0) == 0 and rt(-1) == -1 and rt(255) == 255 and rt(256) == 256
-    for n in [2**31 - 1, -(2**31), 2**31, 2**63 - 1, -(2**63), 2**63, 2**64 - 1, 2**64,
-              -(2**64), 2**2048 - 1, -(2**2048) + 1, 10**3000]:
+    for n in [
+        2**31 - 1,
+        -(2**31),
+        2**31,
+        2**63 - 1,
+        -(2**63),
+        2**63,
+        2**64 - 1,
+        2**64,
+        -(2**64),
+        2**2048 - 1,
+        -(2**2048) + 1,
+        10**3000,
+    ]:
         assert rt(n) == n
     assert erlnode.encode(255) == b"\x83a\xff"
     assert erlnode.encode(-1) == b"\x83b\xff\xff\xff\xff"
@@ -81,7 +92,7 @@ def test_tuples_maps_improper() -> None:
     assert rt(erlnode.ImproperList([1, 2], Atom("t"))) == erlnode.ImproperList([1, 2], Atom("t"))
     with pytest.raises(ValueError):
         erlnode.ImproperList([], 1)
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError):
         erlnode.ImproperList([1], [2])
 
 
@@ -163,7 +174,9 @@ def bad(data: bytes, fragment: str, **kw: int) -> DecodeError:
 
 
 def test_truncated_everywhere() -> None:
-    whole = erlnode.encode([{Atom("a"): (1, 2.5, b"xyz", "str", 2**70)}, erlnode.Pid("n@h", 1, 2, 3)])
+    whole = erlnode.encode(
+        [{Atom("a"): (1, 2.5, b"xyz", "str", 2**70)}, erlnode.Pid("n@h", 1, 2, 3)]
+    )
     for cut in range(len(whole)):
         with pytest.raises(DecodeError):
             erlnode.decode(whole[:cut])
@@ -224,7 +237,9 @@ def test_million_deep_nesting() -> None:
 
 def test_bytes_like_inputs() -> None:
     data = erlnode.encode({Atom("a"): [1, 2]})
-    assert erlnode.decode(bytearray(data)) == erlnode.decode(memoryview(data)) == {Atom("a"): [1, 2]}
+    assert (
+        erlnode.decode(bytearray(data)) == erlnode.decode(memoryview(data)) == {Atom("a"): [1, 2]}
+    )
     with pytest.raises(TypeError):
         erlnode.decode("not bytes")  # type: ignore[arg-type]
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 import erlnode
 from erl import Erl
 from erlnode import Atom
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
 def exact(value: Any) -> Any:
@@ -29,19 +28,23 @@ def exact(value: Any) -> Any:
     return (kind.__name__, value)
 
 
-atoms = st.text(
-    st.characters(blacklist_categories=("Cs",)), max_size=20
-).map(Atom) | st.sampled_from([Atom("ok"), Atom("a@b"), Atom("é")])
+atoms = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20).map(
+    Atom
+) | st.sampled_from([Atom("ok"), Atom("a@b"), Atom("é")])
 floats = st.floats(allow_nan=False, allow_infinity=False)
 ints = st.integers() | st.integers(min_value=-(2**2100), max_value=2**2100)
 latin1 = st.text(st.characters(max_codepoint=255, blacklist_categories=("Cs",)), min_size=1)
 idents = st.sampled_from(["x@h", "other@host", "ñ@h"])
 pids = st.builds(
-    erlnode.Pid, idents, st.integers(0, 2**15 - 1), st.integers(0, 2**13 - 1),
+    erlnode.Pid,
+    idents,
+    st.integers(0, 2**15 - 1),
+    st.integers(0, 2**13 - 1),
     st.integers(0, 2**32 - 1),
 )
 refs = st.builds(
-    erlnode.Reference, idents,
+    erlnode.Reference,
+    idents,
     st.tuples(st.integers(0, 2**18 - 1), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
     st.integers(0, 2**32 - 1),
 )
@@ -54,13 +57,23 @@ bitbins = st.builds(
     st.integers(1, 7),
 )
 leaves = (
-    atoms | st.booleans() | ints | floats | st.binary(max_size=40) | latin1 | pids | refs | ports
-    | bitbins | st.builds(erlnode.Export, atoms, atoms, st.integers(0, 255))
+    atoms
+    | st.booleans()
+    | ints
+    | floats
+    | st.binary(max_size=40)
+    | latin1
+    | pids
+    | refs
+    | ports
+    | bitbins
+    | st.builds(erlnode.Export, atoms, atoms, st.integers(0, 255))
 )
 hashable = st.recursive(
     leaves,
-    lambda inner: st.tuples(inner, inner)
-    | st.lists(inner, min_size=1, max_size=4).map(erlnode.FrozenList),
+    lambda inner: (
+        st.tuples(inner, inner) | st.lists(inner, min_size=1, max_size=4).map(erlnode.FrozenList)
+    ),
     max_leaves=8,
 )
 
@@ -74,12 +87,15 @@ def non_string_list(items: list[Any]) -> list[Any]:
 
 terms = st.recursive(
     leaves,
-    lambda inner: st.lists(inner, max_size=5).map(non_string_list)
-    | st.lists(inner, max_size=5).map(tuple)
-    | st.dictionaries(hashable, inner, max_size=5)
-    | st.builds(
-        erlnode.ImproperList, st.lists(inner, min_size=1, max_size=3),
-        leaves.filter(lambda t: t != ""),
+    lambda inner: (
+        st.lists(inner, max_size=5).map(non_string_list)
+        | st.lists(inner, max_size=5).map(tuple)
+        | st.dictionaries(hashable, inner, max_size=5)
+        | st.builds(
+            erlnode.ImproperList,
+            st.lists(inner, min_size=1, max_size=3),
+            leaves.filter(lambda t: t != ""),
+        )
     ),
     max_leaves=25,
 )

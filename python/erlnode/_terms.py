@@ -140,7 +140,7 @@ class ImproperList:
         if not items:
             raise ValueError("an improper list needs at least one element")
         if isinstance(tail, (list, FrozenList)):
-            raise ValueError("the tail of an improper list cannot be a list")
+            raise TypeError("the tail of an improper list cannot be a list")
         object.__setattr__(self, "elements", items)
         object.__setattr__(self, "tail", tail)
 
@@ -170,7 +170,7 @@ class BitBinary:
     ``<<1:3>>`` is ``BitBinary(b"\\x20", 3)``.
     """
 
-    __slots__ = ("data", "bits")
+    __slots__ = ("bits", "data")
     data: bytes
     bits: int
 
@@ -211,7 +211,7 @@ class ExactKey:
     the key's exact encoding. It encodes back as the wrapped value, so the map round-trips.
     """
 
-    __slots__ = ("value", "_etf")
+    __slots__ = ("_etf", "value")
     value: Any
     _etf: bytes
 
