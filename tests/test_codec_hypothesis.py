@@ -17,6 +17,8 @@ def exact(value: Any) -> Any:
     kind = type(value)
     if kind is float:
         return ("float", struct.pack(">d", value))
+    if kind is str:  # STRING_EXT: to Erlang, a list of small integers
+        return ("list", tuple(("int", ord(c)) for c in value))
     if kind in (list, erlnode.FrozenList):
         return ("list", tuple(exact(v) for v in value))
     if kind is tuple:
