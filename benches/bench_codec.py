@@ -15,6 +15,8 @@ skipped with a note.
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import statistics
 import subprocess
 import sys
@@ -132,6 +134,7 @@ def contenders() -> dict[
 
 def start_erl() -> Erl:
     beams = Path(tempfile.mkdtemp(prefix="erlnode-bench-"))
+    atexit.register(shutil.rmtree, beams, True)
     subprocess.run(
         ["erlc", "-o", str(beams), str(HERE / "erl_codec_bench.erl")], check=True, timeout=120
     )
