@@ -918,7 +918,7 @@ thread_local! {
 }
 
 /// Buffers bigger than this are not kept between calls.
-const KEEP_BUFFER: usize = 1 << 20;
+const KEEP_BUFFER: usize = 4 << 20;
 
 /// zlib level for `compressed=True` (OTP's default).
 const DEFAULT_LEVEL: u32 = 6;
