@@ -31,7 +31,7 @@ from erlnode import Atom
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from erl import Erl
+from erl import Erl  # noqa: E402 - tests/ is put on the path just above
 
 MIB = 1 << 20
 
