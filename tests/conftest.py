@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from erl import Erl, erl_available  # noqa: E402
+from erl import Erl, erl_available
 
 
 def _need_erl() -> None:

@@ -24,14 +24,16 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import IO, Any, Iterable, Mapping, Optional
+from typing import IO, Any
 
 import erlnode
+from typing_extensions import Self
 
 ERLANG_SRC = Path(__file__).parent / "erlang"
 MARK = "@@ERLREPL@@ "
-_compiled: Optional[Path] = None
+_compiled: Path | None = None
 _compile_lock = threading.Lock()
 
 
@@ -54,6 +56,7 @@ def code_dir() -> Path:
             done = subprocess.run(
                 ["erlc", "-o", str(out), *sources],
                 capture_output=True,
+                check=False,
                 text=True,
                 errors="replace",
                 timeout=120,
@@ -73,11 +76,11 @@ class Erl:
 
     def __init__(
         self,
-        sname: Optional[str] = None,
-        cookie: Optional[str] = None,
+        sname: str | None = None,
+        cookie: str | None = None,
         longnames: bool = False,
         extra_args: Iterable[str] = (),
-        env: Optional[Mapping[str, str]] = None,
+        env: Mapping[str, str] | None = None,
         start_timeout: float = 30.0,
         timeout: float = 60.0,
     ) -> None:
@@ -103,8 +106,8 @@ class Erl:
         if env:
             full_env.update(env)
         self._log: deque[str] = deque(maxlen=200)
-        self._replies: queue.Queue[Optional[str]] = queue.Queue()
-        self._proc: Optional[subprocess.Popen[bytes]] = subprocess.Popen(
+        self._replies: queue.Queue[str | None] = queue.Queue()
+        self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
             args,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -152,7 +155,7 @@ class Erl:
         kind, _, payload = line.partition(" ")
         return kind, base64.b64decode(payload)
 
-    def _request(self, line: str, doing: str, timeout: Optional[float]) -> bytes:
+    def _request(self, line: str, doing: str, timeout: float | None) -> bytes:
         proc = self._proc
         if proc is None or proc.stdin is None:
             raise ErlError("the erl node is stopped")
@@ -170,7 +173,7 @@ class Erl:
 
     # -- API ------------------------------------------------------------------------------
 
-    def eval_raw(self, expr: str, timeout: Optional[float] = None) -> bytes:
+    def eval_raw(self, expr: str, timeout: float | None = None) -> bytes:
         """Evaluates an Erlang expression; returns ``term_to_binary(Result)``."""
         expr = expr.strip()
         if not expr.endswith("."):
@@ -178,7 +181,7 @@ class Erl:
         encoded = base64.b64encode(expr.encode()).decode()
         return self._request(f"E {encoded}", f"evaluating {expr[:200]!r}", timeout)
 
-    def eval(self, expr: str, timeout: Optional[float] = None) -> Any:
+    def eval(self, expr: str, timeout: float | None = None) -> Any:
         """Evaluates an Erlang expression; returns its value decoded by erlnode."""
         return erlnode.decode(self.eval_raw(expr, timeout))
 
@@ -225,7 +228,7 @@ class Erl:
                         pass
             self._reader.join(timeout=2)
 
-    def __enter__(self) -> Erl:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -39,7 +39,7 @@ def test_corpus_values_have_the_documented_types(session_erl: Erl) -> None:
     assert isinstance(neg_zero, float) and str(neg_zero) == "-0.0"
     assert e("<<1, 2>>") == b"\x01\x02"
     assert e("<<1:1>>") == erlnode.BitBinary(b"\x80", 1)
-    assert e("\"abc\"") == "abc"
+    assert e('"abc"') == "abc"
     assert e("[1000, 2000]") == [1000, 2000]
     assert e("[1 | 2]") == erlnode.ImproperList([1], 2)
     assert e("{a, {}}") == (Atom("a"), ())
@@ -60,12 +60,12 @@ def test_corpus_values_have_the_documented_types(session_erl: Erl) -> None:
 def test_colliding_map_keys_round_trip(session_erl: Erl) -> None:
     m = session_erl.eval(
         "M = #{1 => int, 1.0 => float, true => t, 0.0 => zero, -0.0 => negzero,"
-        " a => atom, \"a\" => string}"
+        ' a => atom, "a" => string}'
     )
     # (OTP 25 treats 0.0 and -0.0 as the same key; later OTPs do not.)
     assert len(m) == session_erl.eval("maps:size(M)")
     wrapped = [k for k in m if isinstance(k, erlnode.ExactKey)]
-    assert {k.value for k in wrapped} == {1.0, True, "a"}
+    assert sorted(repr(k.value) for k in wrapped) == ["'a'", "1.0", "True"]
     assert [type(k.value) for k in wrapped if k.value == "a"] == [str]
     session_erl.bind("Back", erlnode.encode(m))
     assert session_erl.eval("binary_to_term(Back) =:= M") is True
@@ -75,10 +75,10 @@ def test_python_values_checked_by_erlang(session_erl: Erl) -> None:
     cases: list[tuple[Any, str]] = [
         (None, "undefined"),
         ("", "[]"),
-        ("héllo", "\"héllo\""),
+        ("héllo", '"héllo"'),
         ("日本", "[26085, 26412]"),
-        (bytearray(b"ab"), "<<\"ab\">>"),
-        (memoryview(b"cd"), "<<\"cd\">>"),
+        (bytearray(b"ab"), '<<"ab">>'),
+        (memoryview(b"cd"), '<<"cd">>'),
         (erlnode.FrozenList([1, 2]), "[1, 2]"),
         (erlnode.FrozenMap({1: 2}), "#{1 => 2}"),
         (erlnode.ExactKey(1.0), "1.0"),

@@ -12,10 +12,9 @@ import threading
 import time
 from typing import Any, Iterator
 
+import erlnode
 import pytest
 from erl import Erl, random_name, wait_until
-
-import erlnode
 from erlnode import Atom
 
 HOST = socket.gethostname().split(".")[0]
@@ -193,9 +192,8 @@ def test_dynamic_name_is_assigned_by_the_peer(erl: Erl) -> None:
         mbox = node.mailbox()
         erl.eval("register(erl_dyn, self())")
         mbox.send(("erl_dyn", erl.name), (Atom("pid"), mbox.pid))
-        assert erl.eval("receive {pid, P} -> P ! welcome, node(P) after 5000 -> timeout end") == Atom(
-            node.name
-        )
+        seen = erl.eval("receive {pid, P} -> P ! welcome, node(P) after 5000 -> timeout end")
+        assert seen == Atom(node.name)
         assert mbox.receive(timeout=10) == Atom("welcome")
 
 

@@ -8,15 +8,16 @@ from ._erlnode import (
     DEFAULT_MAX_INFLATED,
     DecodeError,
     EncodeError,
+    EpmdError,
     Export,
     Fun,
+    NodeClosedError,
     Pid,
     Port,
     Reference,
     decode,
     encode,
 )
-from ._erlnode import EpmdError, NodeClosedError
 from ._errors import (
     BadRpc,
     ErlangError,

@@ -1,4 +1,4 @@
-"""Exceptions of the OTP layer: calls into Erlang that fail, and Erlang exceptions raised from Python.
+"""Exceptions of the OTP layer: failed calls into Erlang; Erlang exceptions raised from Python.
 
 Calling Erlang (`Node.rpc`, `Node.call`) raises a subclass of `RpcError`; each carries the
 Erlang term it got as `.reason`. A timeout on the Python side is the built-in `TimeoutError`.
@@ -48,7 +48,7 @@ class ErlangException(Exception):
 
 
 class ErlangError(ErlangException):
-    """`erlang:error(Reason)` in the caller (rpc:call returns `{badrpc, {'EXIT', {Reason, Stack}}}`)."""
+    """`erlang:error(Reason)` in the caller (`rpc:call`: `{badrpc, {'EXIT', {Reason, Stack}}}`)."""
 
     kind = "error"
 

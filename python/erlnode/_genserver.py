@@ -85,7 +85,7 @@ class GenServer:
 
     @classmethod
     def start(cls: type[S], node: Node, *args: Any, name: Optional[str] = None, **kwargs: Any) -> S:
-        """Creates the server (`cls(*args, **kwargs)`), registers it as `name`, starts its thread."""
+        """Creates the server (`cls(*args, **kwargs)`), registers it as `name`, starts it."""
         server = cls(*args, **kwargs)
         server._mailbox = node.mailbox(name)
         try:

@@ -379,8 +379,9 @@ class RpcServer:
         _, req_id, caller, _group_leader, mfa, opts, args = msg
         options = list(opts) if isinstance(opts, (list, FrozenList)) else []
         link = any(is_atom(o, "link") for o in options)
-        monitor = any(is_atom(o, "monitor") or (is_tuple(o, 2) and is_atom(o[0], "monitor"))
-                      for o in options)
+        monitor = any(
+            is_atom(o, "monitor") or (is_tuple(o, 2) and is_atom(o[0], "monitor")) for o in options
+        )
         argv = list(args) if isinstance(args, (list, FrozenList)) else []
         if mfa == (Atom("erpc"), Atom("execute_call"), 4) and len(argv) == 4:
             self._start(req_id, caller, link, monitor, self._execute_call, argv)

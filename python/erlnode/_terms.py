@@ -19,18 +19,30 @@ class Atom(str):
         return f"Atom({str.__repr__(self)})"
 
 
+def _freeze(value: Any) -> Any:
+    """``value`` with every list and dict inside it made hashable (FrozenList, FrozenMap)."""
+    kind = type(value)
+    if kind is list:
+        return FrozenList(value)
+    if kind is dict:
+        return FrozenMap(value)
+    if kind is tuple:
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
 class FrozenList(Sequence[Any]):
     """A hashable, immutable Erlang list: what a list decodes to inside a map key.
 
     Encodes back as a list. Equal to a ``list`` or ``FrozenList`` with equal items, never to a
-    tuple (an Erlang tuple is a different term).
+    tuple (an Erlang tuple is a different term). Lists and dicts inside are frozen too.
     """
 
     __slots__ = ("_items",)
     _items: tuple[Any, ...]
 
     def __init__(self, items: Iterable[Any] = ()) -> None:
-        object.__setattr__(self, "_items", tuple(items))
+        object.__setattr__(self, "_items", tuple(_freeze(v) for v in items))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("FrozenList is immutable")
@@ -71,7 +83,8 @@ class FrozenList(Sequence[Any]):
 class FrozenMap(Mapping[Any, Any]):
     """A hashable, immutable Erlang map: what a map decodes to inside a map key.
 
-    Encodes back as a map. Equal to a ``dict`` or ``FrozenMap`` with equal items.
+    Encodes back as a map. Equal to a ``dict`` or ``FrozenMap`` with equal items. Lists and
+    dicts inside are frozen too.
     """
 
     __slots__ = ("_dict", "_hash")
@@ -79,7 +92,8 @@ class FrozenMap(Mapping[Any, Any]):
     _hash: int | None
 
     def __init__(self, mapping: Any = ()) -> None:
-        object.__setattr__(self, "_dict", dict(mapping))
+        items = dict(mapping).items()
+        object.__setattr__(self, "_dict", {_freeze(k): _freeze(v) for k, v in items})
         object.__setattr__(self, "_hash", None)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -126,7 +140,7 @@ class ImproperList:
         if not items:
             raise ValueError("an improper list needs at least one element")
         if isinstance(tail, (list, FrozenList)):
-            raise ValueError("the tail of an improper list cannot be a list")
+            raise TypeError("the tail of an improper list cannot be a list")
         object.__setattr__(self, "elements", items)
         object.__setattr__(self, "tail", tail)
 
@@ -156,7 +170,7 @@ class BitBinary:
     ``<<1:3>>`` is ``BitBinary(b"\\x20", 3)``.
     """
 
-    __slots__ = ("data", "bits")
+    __slots__ = ("bits", "data")
     data: bytes
     bits: int
 
@@ -197,7 +211,7 @@ class ExactKey:
     the key's exact encoding. It encodes back as the wrapped value, so the map round-trips.
     """
 
-    __slots__ = ("value", "_etf")
+    __slots__ = ("_etf", "value")
     value: Any
     _etf: bytes
 

@@ -16,6 +16,9 @@ pub mod tags;
 pub mod term;
 pub mod writer;
 
+#[cfg(test)]
+mod tests;
+
 pub use decode::{decode, decode_with, DecodeOptions};
 pub use encode::{encode, encode_into, encode_term_body};
 pub use reader::DecodeError;

@@ -3,6 +3,7 @@
 //! Runs on network threads: it routes bytes and small control terms, never Python objects.
 
 use super::connection::Connection;
+use super::signals::SpawnRequest;
 use super::{lock, Dest, Inner, Message, Process};
 use crate::dist::control::{Control, ProcRef};
 use crate::dist::packet::{Incoming, Payload};
@@ -115,20 +116,36 @@ impl Inner {
                     }
                 }
             }
-            Control::SpawnRequest { req_id, from, .. } => {
-                conn.send(
-                    &Control::SpawnReply {
-                        req_id,
-                        to: from,
-                        flags: 0,
-                        result: Term::atom("notsup"),
-                    },
-                    None,
-                );
+            Control::SpawnRequest {
+                req_id,
+                from,
+                group_leader,
+                module,
+                function,
+                arity,
+                opts,
+            } => {
+                let args = match payload.map(to_message).map(|m| m.to_term()) {
+                    Some(Ok(args)) => args,
+                    _ => Term::nil(),
+                };
+                self.spawn_request(SpawnRequest {
+                    req_id,
+                    from,
+                    group_leader,
+                    module,
+                    function,
+                    arity,
+                    opts,
+                    args,
+                });
             }
             Control::SpawnReply { .. } | Control::GroupLeader { .. } | Control::NodeLink => {}
             Control::Unknown(term) => {
-                log::warn!("ignored an unknown control message from {}: {term:?}", conn.peer)
+                log::warn!(
+                    "ignored an unknown control message from {}: {term:?}",
+                    conn.peer
+                )
             }
         }
     }
@@ -190,7 +207,9 @@ impl Inner {
                 return;
             }
         };
-        let Some([call, client, body]) = request.as_tuple().and_then(|t| <&[Term; 3]>::try_from(t).ok())
+        let Some([call, client, body]) = request
+            .as_tuple()
+            .and_then(|t| <&[Term; 3]>::try_from(t).ok())
         else {
             return;
         };
@@ -198,10 +217,15 @@ impl Inner {
             .as_tuple()
             .is_some_and(|b| b.first().and_then(Term::as_atom) == Some("is_auth"));
         if call.as_atom() != Some("$gen_call") || !is_auth {
-            log::debug!("ignored a net_kernel request from {}: {request:?}", conn.peer);
+            log::debug!(
+                "ignored a net_kernel request from {}: {request:?}",
+                conn.peer
+            );
             return;
         }
-        let Some([Term::Pid(caller), tag]) = client.as_tuple().and_then(|t| <&[Term; 2]>::try_from(t).ok())
+        let Some([Term::Pid(caller), tag]) = client
+            .as_tuple()
+            .and_then(|t| <&[Term; 2]>::try_from(t).ok())
         else {
             return;
         };
@@ -213,7 +237,11 @@ impl Inner {
             creation: self.creation(),
         };
         let _ = from;
-        self.send(&me, &Dest::Pid(caller.clone()), Message::from_term(&reply).body);
+        self.send(
+            &me,
+            &Dest::Pid(caller.clone()),
+            Message::from_term(&reply).body,
+        );
     }
 
     /// Closes a process and sends the exit signals and monitor messages its end causes.
@@ -277,7 +305,7 @@ impl Inner {
 
     /// Sends a signal over a live connection only: a signal for a node we are not connected
     /// to has nobody to reach.
-    fn send_existing(&self, node: &Atom, control: Control) {
+    pub(crate) fn send_existing(&self, node: &Atom, control: Control) {
         let conn = match lock(&self.table).links.get(node) {
             Some(super::Link::Up(c)) => Some(c.clone()),
             _ => None,
@@ -289,12 +317,18 @@ impl Inner {
 
     /// A connection is gone: links across it exit with `noconnection`, monitors fire.
     pub(crate) fn node_down(&self, peer: &Atom, processes: &[Arc<Process>]) {
+        self.node_event(peer, false);
         let noconnection = Term::atom("noconnection");
         for p in processes {
             let mut messages = Vec::new();
             {
                 let mut rel = lock(&p.relations);
-                let lost: Vec<Pid> = rel.links.iter().filter(|l| l.node == *peer).cloned().collect();
+                let lost: Vec<Pid> = rel
+                    .links
+                    .iter()
+                    .filter(|l| l.node == *peer)
+                    .cloned()
+                    .collect();
                 for pid in lost {
                     rel.links.remove(&pid);
                     messages.push(exit_message(&pid, noconnection.clone()));
@@ -310,7 +344,8 @@ impl Inner {
                         messages.push(down_message(&r, target, noconnection.clone()));
                     }
                 }
-                rel.monitored_by.retain(|_, (watcher, _)| watcher.node != *peer);
+                rel.monitored_by
+                    .retain(|_, (watcher, _)| watcher.node != *peer);
             }
             for m in messages {
                 p.deliver(m);

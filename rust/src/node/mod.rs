@@ -12,6 +12,7 @@ mod control_plane;
 pub mod names;
 pub mod process;
 pub mod runtime;
+mod signals;
 
 use crate::dist::control::Control;
 use crate::dist::flags;
@@ -153,6 +154,9 @@ pub struct Inner {
     epmd_keeper: Mutex<Option<tokio::task::AbortHandle>>,
     embedded_epmd: Mutex<Option<epmd::EmbeddedEpmd>>,
     listener: Mutex<Option<tokio::task::AbortHandle>>,
+    node_watchers: Mutex<signals::NodeWatchers>,
+    /// The process that SPAWN_REQUESTs are delivered to (the Python RPC server).
+    spawn_handler: Mutex<Option<Pid>>,
     /// Ourselves, for tasks that need an owning handle.
     me: std::sync::Weak<Inner>,
 }
@@ -230,15 +234,13 @@ impl Node {
             epmd_keeper: Mutex::new(None),
             embedded_epmd: Mutex::new(embedded),
             listener: Mutex::new(None),
+            node_watchers: Mutex::new(signals::NodeWatchers::default()),
+            spawn_handler: Mutex::new(None),
             config,
         });
         if let Some(registration) = registration {
             let alive = names::split(&name).0.to_string();
-            let task = rt.spawn(keep_registered(
-                Arc::downgrade(&inner),
-                registration,
-                alive,
-            ));
+            let task = rt.spawn(keep_registered(Arc::downgrade(&inner), registration, alive));
             *lock(&inner.epmd_keeper) = Some(task.abort_handle());
         }
         if let Some(listener) = listener {
@@ -253,7 +255,12 @@ impl Node {
     }
 
     pub fn name(&self) -> Atom {
-        self.inner.identity.read().unwrap_or_else(|e| e.into_inner()).name.clone()
+        self.inner
+            .identity
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .name
+            .clone()
     }
 
     pub fn creation(&self) -> u32 {
@@ -262,7 +269,11 @@ impl Node {
 
     /// False for a NAME_ME node that no peer has named yet.
     pub fn is_named(&self) -> bool {
-        self.inner.identity.read().unwrap_or_else(|e| e.into_inner()).named
+        self.inner
+            .identity
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .named
     }
 
     pub fn cookie(&self) -> &str {
@@ -295,7 +306,9 @@ impl Node {
         if let Some(name) = name {
             let atom = Atom::new(name);
             if table.names.contains_key(&atom) {
-                return Err(NodeError::Config(format!("name {name:?} is already registered")));
+                return Err(NodeError::Config(format!(
+                    "name {name:?} is already registered"
+                )));
             }
             *lock(&process.name) = Some(atom.clone());
             table.names.insert(atom, process.clone());
@@ -310,7 +323,9 @@ impl Node {
         let atom = Atom::new(name);
         let mut table = lock(&self.inner.table);
         if table.names.contains_key(&atom) {
-            return Err(NodeError::Config(format!("name {name:?} is already registered")));
+            return Err(NodeError::Config(format!(
+                "name {name:?} is already registered"
+            )));
         }
         if lock(&process.name).is_some() {
             return Err(NodeError::Config("this mailbox already has a name".into()));
@@ -376,7 +391,10 @@ impl Node {
         let tag = self.make_ref();
         let request = Term::Tuple(vec![
             Term::atom("$gen_call"),
-            Term::Tuple(vec![Term::Pid(me.pid.clone()), Term::Reference(tag.clone())]),
+            Term::Tuple(vec![
+                Term::Pid(me.pid.clone()),
+                Term::Reference(tag.clone()),
+            ]),
             Term::Tuple(vec![Term::atom("is_auth"), Term::Atom(self.name())]),
         ]);
         let body = Message::from_term(&request).body;
@@ -417,11 +435,18 @@ impl Inner {
     }
 
     pub fn name(&self) -> Atom {
-        self.identity.read().unwrap_or_else(|e| e.into_inner()).name.clone()
+        self.identity
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .name
+            .clone()
     }
 
     pub fn creation(&self) -> u32 {
-        self.identity.read().unwrap_or_else(|e| e.into_inner()).creation
+        self.identity
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .creation
     }
 
     fn make_pid(&self) -> Pid {
@@ -443,7 +468,11 @@ impl Inner {
         Reference {
             node: identity.name.clone(),
             creation: identity.creation,
-            ids: vec![(n & 0x3ffff) as u32, (n >> 18) as u32, u32::from_be_bytes(salt)],
+            ids: vec![
+                (n & 0x3ffff) as u32,
+                (n >> 18) as u32,
+                u32::from_be_bytes(salt),
+            ],
         }
     }
 
@@ -589,13 +618,17 @@ impl Inner {
 
     /// An owning handle on ourselves, from the table of a live node.
     fn me(&self) -> Arc<Inner> {
-        self.me.upgrade().expect("a node's state outlives its own methods")
+        self.me
+            .upgrade()
+            .expect("a node's state outlives its own methods")
     }
 
     async fn dial(self: &Arc<Self>, peer: &Atom) -> Result<(), DialError> {
         let (alive, host) = names::split(peer.as_str());
         if alive.is_empty() || host.is_empty() {
-            return Err(DialError::Failed(format!("{peer} is not a node name (alive@host)")));
+            return Err(DialError::Failed(format!(
+                "{peer} is not a node name (alive@host)"
+            )));
         }
         let fail = DialError::Failed;
         let ip = resolve(host).await.map_err(fail)?;
@@ -605,10 +638,11 @@ impl Inner {
             .map_err(|e| fail(format!("cannot look up {peer}: {e}")))?
             .ok_or_else(|| fail(format!("{peer} is not registered with EPMD on {host}")))?;
         let addr = SocketAddr::new(ip, info.port);
-        let mut stream = tokio::time::timeout(self.config.handshake_timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| fail(format!("connecting to {peer} at {addr} timed out")))?
-            .map_err(|e| fail(format!("cannot connect to {peer} at {addr}: {e}")))?;
+        let mut stream =
+            tokio::time::timeout(self.config.handshake_timeout, TcpStream::connect(addr))
+                .await
+                .map_err(|_| fail(format!("connecting to {peer} at {addr} timed out")))?
+                .map_err(|e| fail(format!("cannot connect to {peer} at {addr}: {e}")))?;
         stream.set_nodelay(true).map_err(|e| fail(e.to_string()))?;
         let config = self.handshake_config();
         let connected = match handshake::initiate(&mut stream, &config, peer.as_str()).await {
@@ -623,7 +657,12 @@ impl Inner {
             identity.named = true;
             log::info!("the peer {peer} named this node {name}");
         }
-        self.install(stream, peer.clone(), connected.peer_creation, connected.flags);
+        self.install(
+            stream,
+            peer.clone(),
+            connected.peer_creation,
+            connected.flags,
+        );
         Ok(())
     }
 
@@ -686,6 +725,7 @@ impl Inner {
         }
         drop(table);
         log::info!("connected to {peer}");
+        self.node_event(&peer, true);
     }
 
     /// Our attempt lost a simultaneous-connect race: the peer's own connection is on its
@@ -708,11 +748,17 @@ impl Inner {
                 drop(table);
                 log::warn!("cannot connect to {peer}: {error}");
                 if !queue.is_empty() {
-                    log::warn!("dropped {} message(s) for unreachable node {peer}", queue.len());
+                    log::warn!(
+                        "dropped {} message(s) for unreachable node {peer}",
+                        queue.len()
+                    );
                 }
                 for w in waiters {
                     let _ = w.send(false);
                 }
+                let processes: Vec<Arc<Process>> =
+                    lock(&self.table).processes.values().cloned().collect();
+                self.node_down(peer, &processes);
             }
         }
     }
@@ -801,7 +847,11 @@ async fn resolve(host: &str) -> Result<IpAddr, String> {
 /// Holds the EPMD registration for the node's life. If the EPMD goes away (the node that
 /// served it embedded exited, or `epmd` was killed), registers again, serving EPMD itself
 /// when nobody else does, so that peers can still find this node.
-async fn keep_registered(node: std::sync::Weak<Inner>, mut registration: epmd::Registration, alive: String) {
+async fn keep_registered(
+    node: std::sync::Weak<Inner>,
+    mut registration: epmd::Registration,
+    alive: String,
+) {
     loop {
         registration.closed().await;
         let Some(inner) = node.upgrade() else { return };

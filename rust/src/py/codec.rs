@@ -455,14 +455,12 @@ pub fn decode_standalone<'py>(
 
 /// Decodes a term without a version byte (as in a distribution message), resolving
 /// ATOM_CACHE_REF from `atoms`; nothing may follow it.
-#[allow(dead_code)] // called by the node layer
 pub fn decode_body(py: Python<'_>, body: &[u8], atoms: &[etf::Atom]) -> PyResult<Py<PyAny>> {
     Ok(Decoder::run(py, body, 0, atoms)?.unbind())
 }
 
 /// A [`etf::Term`] as a Python object (through its encoding, so the mapping rules live only
 /// in this codec).
-#[allow(dead_code)] // called by the node layer
 pub fn term_to_py(py: Python<'_>, term: &etf::Term) -> PyResult<Py<PyAny>> {
     let mut body = Vec::with_capacity(64);
     etf::encode_term_body(term, &mut body);
@@ -904,7 +902,6 @@ pub fn encode_body(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
 
 /// A Python object as a [`etf::Term`] (through its encoding, so the mapping rules live only
 /// in this codec).
-#[allow(dead_code)] // called by the node layer
 pub fn py_to_term(obj: &Bound<'_, PyAny>) -> PyResult<etf::Term> {
     let mut body = Vec::with_capacity(64);
     encode_body(obj, &mut body)?;
@@ -918,7 +915,7 @@ thread_local! {
 }
 
 /// Buffers bigger than this are not kept between calls.
-const KEEP_BUFFER: usize = 1 << 20;
+const KEEP_BUFFER: usize = 4 << 20;
 
 /// zlib level for `compressed=True` (OTP's default).
 const DEFAULT_LEVEL: u32 = 6;

@@ -19,7 +19,10 @@ fn _erlnode(m: &Bound<'_, PyModule>) -> PyResult<()> {
     codec::register(m)?;
     m.add_class::<node::PyNode>()?;
     m.add_class::<node::PyMailbox>()?;
-    m.add("NodeClosedError", m.py().get_type::<node::NodeClosedError>())?;
+    m.add(
+        "NodeClosedError",
+        m.py().get_type::<node::NodeClosedError>(),
+    )?;
     m.add("EpmdError", m.py().get_type::<node::EpmdError>())?;
     Ok(())
 }

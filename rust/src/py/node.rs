@@ -125,7 +125,8 @@ fn dispatch_loop(jobs: mpsc::Receiver<Job>, again: mpsc::Sender<Job>) {
                 let mut batch = Vec::with_capacity(DISPATCH_BATCH);
                 served.process.drain(DISPATCH_BATCH, &mut batch);
                 for message in batch {
-                    let result = decode_message(py, &message).and_then(|m| callback.call1(py, (m,)));
+                    let result =
+                        decode_message(py, &message).and_then(|m| callback.call1(py, (m,)));
                     if let Err(e) = result {
                         report_callback_error(py, e);
                     }
@@ -158,10 +159,7 @@ fn report_callback_error(py: Python<'_>, e: PyErr) {
         let logger = logging.call_method1("getLogger", ("erlnode",))?;
         logger.call_method1(
             "error",
-            (
-                "mailbox callback raised %r",
-                e.value(py).clone().unbind(),
-            ),
+            ("mailbox callback raised %r", e.value(py).clone().unbind()),
         )
     });
     if logged.is_err() {
@@ -175,7 +173,9 @@ fn decode_message(py: Python<'_>, message: &Message) -> PyResult<Py<PyAny>> {
 
 fn to_duration(seconds: f64) -> PyResult<Duration> {
     if !seconds.is_finite() || seconds < 0.0 {
-        return Err(PyValueError::new_err("timeout must be a non-negative number of seconds"));
+        return Err(PyValueError::new_err(
+            "timeout must be a non-negative number of seconds",
+        ));
     }
     Ok(Duration::from_secs_f64(seconds))
 }
@@ -204,9 +204,9 @@ impl PyNode {
         listen: &str,
         handshake_timeout: f64,
     ) -> PyResult<Self> {
-        let listen: SocketAddr = listen
-            .parse()
-            .map_err(|_| PyValueError::new_err(format!("listen address {listen:?} is not ip:port")))?;
+        let listen: SocketAddr = listen.parse().map_err(|_| {
+            PyValueError::new_err(format!("listen address {listen:?} is not ip:port"))
+        })?;
         let ticktime = to_duration(ticktime)?;
         if ticktime < Duration::from_secs(1) {
             return Err(PyValueError::new_err("ticktime must be at least 1 second"));
@@ -278,7 +278,12 @@ impl PyNode {
     }
 
     /// Sends from an anonymous pid of this node.
-    fn send(&self, py: Python<'_>, dest: &Bound<'_, PyAny>, message: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn send(
+        &self,
+        py: Python<'_>,
+        dest: &Bound<'_, PyAny>,
+        message: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let from = {
             let mut anon = lock(&self.anonymous);
             if anon.is_none() {
@@ -293,11 +298,17 @@ impl PyNode {
     #[pyo3(signature = (peer, timeout=5.0))]
     fn ping(&self, py: Python<'_>, peer: &str, timeout: f64) -> PyResult<bool> {
         let timeout = to_duration(timeout)?;
-        py.detach(|| self.node.ping(peer, timeout)).map_err(node_error)
+        py.detach(|| self.node.ping(peer, timeout))
+            .map_err(node_error)
     }
 
     fn connected_nodes(&self) -> Vec<String> {
-        let mut nodes: Vec<String> = self.node.connected_nodes().iter().map(|a| a.to_string()).collect();
+        let mut nodes: Vec<String> = self
+            .node
+            .connected_nodes()
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
         nodes.sort();
         nodes
     }
@@ -307,9 +318,71 @@ impl PyNode {
         term_to_py(py, &Term::Reference(self.node.make_ref()))
     }
 
+    /// `monitor_node/2` on behalf of `mailbox`.
+    #[pyo3(signature = (mailbox, node, flag=true))]
+    fn monitor_node(&self, mailbox: &PyMailbox, node: &str, flag: bool) {
+        self.node
+            .monitor_node(mailbox.process(), &Atom::new(node), flag);
+    }
+
+    /// `net_kernel:monitor_nodes/1` on behalf of `mailbox`.
+    #[pyo3(signature = (mailbox, flag=true))]
+    fn monitor_nodes(&self, mailbox: &PyMailbox, flag: bool) {
+        self.node.monitor_nodes(mailbox.process(), flag);
+    }
+
+    /// Routes SPAWN_REQUESTs to `mailbox` (None: refuse them with `notsup`).
+    fn set_spawn_handler(&self, mailbox: Option<&PyMailbox>) {
+        self.node.set_spawn_handler(mailbox.map(|m| m.process()));
+    }
+
+    /// Answers a SPAWN_REQUEST with `mailbox`'s pid, or with the atom `error`.
+    #[pyo3(signature = (req_id, to, mailbox, link=false, monitor=false, error=None))]
+    fn spawn_reply(
+        &self,
+        req_id: &Bound<'_, PyAny>,
+        to: &Bound<'_, PyAny>,
+        mailbox: Option<&PyMailbox>,
+        link: bool,
+        monitor: bool,
+        error: Option<&str>,
+    ) -> PyResult<()> {
+        let req_id = parse_reference(req_id)?;
+        let to = parse_pid(to)?;
+        self.node.spawn_reply(
+            req_id,
+            &to,
+            mailbox.map(|m| m.process()),
+            link,
+            monitor,
+            error.unwrap_or("badarg"),
+        );
+        Ok(())
+    }
+
     fn close(&self, py: Python<'_>) {
         py.detach(|| self.node.close());
         self.dispatcher.stop();
+    }
+}
+
+fn parse_pid(obj: &Bound<'_, PyAny>) -> PyResult<Pid> {
+    match py_to_term(obj) {
+        Ok(Term::Pid(pid)) => Ok(pid),
+        _ => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "expected a Pid, not {}",
+            obj.repr()?
+        ))),
+    }
+}
+
+fn parse_reference(obj: &Bound<'_, PyAny>) -> PyResult<crate::etf::Reference> {
+    match py_to_term(obj) {
+        Ok(Term::Reference(r)) => Ok(r),
+        _ => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "expected a Reference, not {}",
+            obj.repr()?
+        ))),
     }
 }
 
@@ -322,7 +395,10 @@ fn parse_dest(dest: &Bound<'_, PyAny>) -> PyResult<Dest> {
             let name = pair.get_item(0)?;
             let node = pair.get_item(1)?;
             if let (Ok(name), Ok(node)) = (name.cast::<PyString>(), node.cast::<PyString>()) {
-                return Ok(Dest::Remote(Atom::new(&name.to_cow()?), Atom::new(&node.to_cow()?)));
+                return Ok(Dest::Remote(
+                    Atom::new(&name.to_cow()?),
+                    Atom::new(&node.to_cow()?),
+                ));
             }
         }
     }
@@ -346,7 +422,8 @@ fn send_from(
     let mut body = Vec::with_capacity(64);
     encode_body(message, &mut body)?;
     let _ = py;
-    node.send(from, &dest, bytes::Bytes::from(body)).map_err(node_error)
+    node.send(from, &dest, bytes::Bytes::from(body))
+        .map_err(node_error)
 }
 
 /// The native mailbox; `erlnode.Mailbox` wraps it.
@@ -380,12 +457,21 @@ impl PyMailbox {
     }
 
     fn register(&self, py: Python<'_>, name: &str) -> PyResult<()> {
-        self.node.get().node.register(self.process(), name).map_err(node_error)?;
+        self.node
+            .get()
+            .node
+            .register(self.process(), name)
+            .map_err(node_error)?;
         let _ = py;
         Ok(())
     }
 
-    fn send(&self, py: Python<'_>, dest: &Bound<'_, PyAny>, message: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn send(
+        &self,
+        py: Python<'_>,
+        dest: &Bound<'_, PyAny>,
+        message: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let node = &self.node.get().node;
         send_from(py, node, &self.process().pid, dest, message)
     }
@@ -409,7 +495,9 @@ impl PyMailbox {
             };
             match py.detach(|| process.wait(Some(until))) {
                 Ok(message) => return decode_message(py, &message),
-                Err(Empty::Closed) => return Err(NodeClosedError::new_err("the mailbox is closed")),
+                Err(Empty::Closed) => {
+                    return Err(NodeClosedError::new_err("the mailbox is closed"))
+                }
                 Err(Empty::Timeout) => {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(PyTimeoutError::new_err("no message within the timeout"));
@@ -472,6 +560,43 @@ impl PyMailbox {
             }
         }
         Ok(())
+    }
+
+    /// Links to `pid`; an exit signal arrives as `('EXIT', pid, reason)`.
+    fn link(&self, pid: &Bound<'_, PyAny>) -> PyResult<()> {
+        let pid = parse_pid(pid)?;
+        self.node.get().node.link(self.process(), &pid);
+        Ok(())
+    }
+
+    fn unlink(&self, pid: &Bound<'_, PyAny>) -> PyResult<()> {
+        let pid = parse_pid(pid)?;
+        self.node.get().node.unlink(self.process(), &pid);
+        Ok(())
+    }
+
+    /// Sends the exit signal `reason` to `pid` (`exit/2`).
+    fn exit(&self, pid: &Bound<'_, PyAny>, reason: &Bound<'_, PyAny>) -> PyResult<()> {
+        let pid = parse_pid(pid)?;
+        let reason = py_to_term(reason)?;
+        self.node
+            .get()
+            .node
+            .exit_signal(&self.process().pid, &pid, reason);
+        Ok(())
+    }
+
+    /// Monitors a Pid, a local name or a `(name, node)`; returns the monitor's reference.
+    fn monitor(&self, py: Python<'_>, target: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let dest = parse_dest(target)?;
+        let reference = self.node.get().node.monitor(self.process(), &dest);
+        term_to_py(py, &Term::Reference(reference))
+    }
+
+    /// Removes a monitor; False if it was not active.
+    fn demonitor(&self, reference: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let reference = parse_reference(reference)?;
+        Ok(self.node.get().node.demonitor(self.process(), &reference))
     }
 
     /// Closes the mailbox; links and monitors see `reason` (default `normal`).

@@ -1,0 +1,249 @@
+//! Round-trip property tests of the [`Term`] codec and edge cases of the reader.
+
+use super::reader::{inflate, Reader};
+use super::term::{Atom, BigInt, Pid, Port, Reference, Term};
+use super::{decode, decode_with, encode, writer, DecodeOptions};
+use bytes::Bytes;
+use proptest::prelude::*;
+
+fn atom() -> impl Strategy<Value = Atom> {
+    "[a-zA-Z0-9_@.ñ日]{0,20}".prop_map(|s| Atom::new(&s))
+}
+
+/// Terms in the canonical form the decoder produces (so decode(encode(t)) == t).
+fn term() -> impl Strategy<Value = Term> {
+    let leaf = prop_oneof![
+        atom().prop_map(Term::Atom),
+        any::<i64>().prop_map(Term::Int),
+        (any::<bool>(), proptest::collection::vec(any::<u8>(), 9..40)).prop_map(|(n, mut m)| {
+            // Nine or more significant bytes: never fits in an i64.
+            let last = m.len() - 1;
+            m[last] |= 1;
+            Term::BigInt(BigInt {
+                negative: n,
+                magnitude: m,
+            })
+        }),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Term::Float),
+        proptest::collection::vec(any::<u8>(), 0..40).prop_map(|b| Term::Binary(Bytes::from(b))),
+        (proptest::collection::vec(any::<u8>(), 1..8), 1u8..=8).prop_map(|(d, bits)| {
+            Term::BitBinary {
+                data: Bytes::from(d),
+                bits,
+            }
+        }),
+        proptest::collection::vec(any::<u8>(), 1..40).prop_map(Term::String),
+        (atom(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(
+            |(node, id, serial, creation)| {
+                Term::Pid(Pid {
+                    node,
+                    id,
+                    serial,
+                    creation,
+                })
+            }
+        ),
+        (atom(), any::<u64>(), any::<u32>()).prop_map(|(node, id, creation)| Term::Port(Port {
+            node,
+            id,
+            creation
+        })),
+        (
+            atom(),
+            any::<u32>(),
+            proptest::collection::vec(any::<u32>(), 1..=5)
+        )
+            .prop_map(|(node, creation, ids)| Term::Reference(Reference {
+                node,
+                creation,
+                ids
+            })),
+        (atom(), atom(), any::<u8>()).prop_map(|(module, function, arity)| Term::Export {
+            module,
+            function,
+            arity
+        }),
+    ];
+    leaf.prop_recursive(4, 64, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Term::Tuple),
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Term::List),
+            proptest::collection::vec((inner.clone(), inner.clone()), 0..4).prop_map(Term::Map),
+            (
+                proptest::collection::vec(inner.clone(), 1..4),
+                inner.prop_filter("not a list", |t| !matches!(
+                    t,
+                    Term::List(_) | Term::String(_) | Term::ImproperList(..)
+                ))
+            )
+                .prop_map(|(items, tail)| Term::ImproperList(items, Box::new(tail))),
+        ]
+    })
+}
+
+/// Exact equality (floats by bits, so -0.0 and 0.0 differ).
+fn same(a: &Term, b: &Term) -> bool {
+    match (a, b) {
+        (Term::Float(x), Term::Float(y)) => x.to_bits() == y.to_bits(),
+        (Term::Tuple(x), Term::Tuple(y)) | (Term::List(x), Term::List(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
+        }
+        (Term::ImproperList(x, t), Term::ImproperList(y, u)) => {
+            same(t, u) && x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
+        }
+        (Term::Map(x), Term::Map(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((k1, v1), (k2, v2))| same(k1, k2) && same(v1, v2))
+        }
+        _ => a == b,
+    }
+}
+
+proptest! {
+    #[test]
+    fn encode_then_decode_is_identity(t in term()) {
+        let bytes = encode(&t);
+        let back = decode(&bytes).expect("decodes");
+        prop_assert!(same(&t, &back), "{t:?} came back as {back:?}");
+        prop_assert_eq!(encode(&back), bytes);
+    }
+
+    #[test]
+    fn compressed_round_trip(t in term(), level in 0u32..=9) {
+        let bytes = writer::compress(encode(&t), level);
+        let back = decode(&bytes).expect("decodes");
+        prop_assert!(same(&t, &back));
+    }
+
+    #[test]
+    fn every_truncation_fails_cleanly(t in term()) {
+        let bytes = encode(&t);
+        for cut in 0..bytes.len() {
+            prop_assert!(decode(&bytes[..cut]).is_err());
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let mut input = vec![131];
+        input.extend_from_slice(&data);
+        let _ = decode(&input);
+    }
+}
+
+#[test]
+fn huge_declared_counts_fail_before_allocating() {
+    for input in [
+        &[131, 108, 255, 255, 255, 255, 0, 0, 0, 0][..],
+        &[131, 105, 255, 255, 255, 255],
+        &[131, 116, 255, 255, 255, 255, 97],
+        &[131, 109, 255, 255, 255, 255],
+    ] {
+        let err = decode(input).unwrap_err();
+        assert!(err.offset <= input.len(), "{err}");
+    }
+    let r = Reader::new(&[1, 2, 3]);
+    assert!(r.check_count(2, 1, "x").is_ok());
+    assert!(r.check_count(4, 1, "x").is_err());
+    assert!(r.check_count(u64::MAX, u64::MAX, "x").is_err());
+}
+
+#[test]
+fn reader_reports_offsets() {
+    let err = decode(&[131, 104, 2, 97, 1, 200]).unwrap_err();
+    assert_eq!(err.offset, 5);
+    assert!(err.message.contains("unknown tag 200"));
+    let err = decode(&[131, 97, 1, 0]).unwrap_err();
+    assert_eq!(err.offset, 3);
+    assert!(err.message.contains("trailing"));
+    let err = decode(&[130, 97, 1]).unwrap_err();
+    assert_eq!(err.offset, 0);
+    assert!(decode(&[]).is_err());
+}
+
+#[test]
+fn atoms_are_checked() {
+    // Invalid UTF-8.
+    assert!(decode(&[131, 119, 2, 0xff, 0xfe]).is_err());
+    // 256 Latin-1 characters.
+    let mut long = vec![131, 100, 1, 0];
+    long.extend(std::iter::repeat_n(b'a', 256));
+    assert!(decode(&long).unwrap_err().message.contains("255"));
+    // 255 three-byte characters are fine (765 bytes).
+    let text = "あ".repeat(255);
+    let mut ok = vec![131, 118];
+    ok.extend_from_slice(&(text.len() as u16).to_be_bytes());
+    ok.extend_from_slice(text.as_bytes());
+    assert_eq!(decode(&ok).unwrap(), Term::atom(&text));
+    // Latin-1 atoms decode to the same characters.
+    assert_eq!(decode(&[131, 100, 0, 1, 0xe9]).unwrap(), Term::atom("é"));
+    // An atom cache reference outside distribution is an error, inside it resolves.
+    assert!(decode(&[131, 82, 0]).is_err());
+    let cache = [Atom::new("cached")];
+    let options = DecodeOptions {
+        atom_cache: &cache,
+        ..DecodeOptions::default()
+    };
+    assert_eq!(
+        decode_with(&[131, 82, 0], &options).unwrap(),
+        Term::atom("cached")
+    );
+}
+
+#[test]
+fn special_tags() {
+    assert!(decode(&[131, 121, 0, 0])
+        .unwrap_err()
+        .message
+        .contains("LOCAL_EXT"));
+    assert!(decode(&[131, 70, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0]).is_ok());
+    let mut old = vec![131, 99];
+    let mut text = format!("{:.20e}", -2.5f64).into_bytes();
+    text.resize(31, 0);
+    old.extend_from_slice(&text);
+    assert_eq!(decode(&old).unwrap(), Term::Float(-2.5));
+    // Bit binaries need data and 1..8 bits.
+    assert!(decode(&[131, 77, 0, 0, 0, 0, 3]).is_err());
+    assert!(decode(&[131, 77, 0, 0, 0, 1, 0, 0]).is_err());
+    // References have 1 to 5 words.
+    assert!(decode(&[131, 90, 0, 6, 119, 1, b'a', 0, 0, 0, 0]).is_err());
+}
+
+#[test]
+fn inflate_bounds() {
+    let plain = encode(&Term::Binary(Bytes::from(vec![0u8; 10_000])));
+    let packed = writer::compress(plain.clone(), 6);
+    assert_eq!(decode(&packed).unwrap(), decode(&plain).unwrap());
+    let small = DecodeOptions {
+        max_inflated: 100,
+        ..DecodeOptions::default()
+    };
+    assert!(decode_with(&packed, &small)
+        .unwrap_err()
+        .message
+        .contains("limit"));
+    // A declared size that does not match what inflates.
+    let mut lying = packed.clone();
+    lying[2..6].copy_from_slice(&5u32.to_be_bytes());
+    assert!(decode(&lying).is_err());
+    let mut r = Reader::new(&packed[2..4]);
+    assert!(inflate(&mut r, 1 << 20).is_err());
+}
+
+#[test]
+fn deep_nesting_does_not_overflow() {
+    let depth = 1_000_000;
+    let mut input = vec![131];
+    input.extend(std::iter::repeat_n([104u8, 1], depth).flatten());
+    input.push(106);
+    let term = decode(&input).expect("decodes");
+    assert_eq!(encode(&term), input);
+    // Dropping a million-deep Term recurses too; let it do so on a big stack.
+    stacker::grow(512 << 20, move || drop(term));
+    input.pop();
+    assert!(decode(&input).is_err());
+}
