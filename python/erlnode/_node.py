@@ -51,7 +51,7 @@ class Mailbox:
     @property
     def pid(self) -> "_erlnode.Pid":
         """This mailbox's pid (send it to Erlang so that it can answer)."""
-        return self._native.pid  # type: ignore[no-any-return]
+        return self._native.pid
 
     @property
     def name(self) -> Optional[str]:
@@ -87,7 +87,7 @@ class Mailbox:
 
     def receive_many(self, max: int = 1024, timeout: Optional[float] = None) -> list[Any]:
         """Every waiting message (up to `max`), waiting like `receive` for the first."""
-        return self._native.receive_many(max, timeout)  # type: ignore[no-any-return]
+        return self._native.receive_many(max, timeout)
 
     async def receive_async(self, timeout: Optional[float] = None) -> Any:
         """`receive` for asyncio: awaits the next message without blocking the loop."""
@@ -150,7 +150,7 @@ class Mailbox:
         `noconnection`) this mailbox gets `(Atom('DOWN'), ref, Atom('process'), target,
         reason)`, where `target` is the pid, or `(name, node)` for a monitor by name.
         """
-        return self._native.monitor(target)  # type: ignore[no-any-return]
+        return self._native.monitor(target)
 
     def demonitor(self, ref: "_erlnode.Reference") -> None:
         """Stops the monitor `ref` (`demonitor/1`); a DOWN already received stays queued."""
@@ -258,11 +258,11 @@ class Node:
 
     def connected_nodes(self) -> list[str]:
         """Names of the nodes this node has a live connection to."""
-        return self._native.connected_nodes()  # type: ignore[no-any-return]
+        return self._native.connected_nodes()
 
     def make_ref(self) -> "_erlnode.Reference":
         """A new unique reference (like `make_ref/0`)."""
-        return self._native.make_ref()  # type: ignore[no-any-return]
+        return self._native.make_ref()
 
     # -- node monitoring ---------------------------------------------------------------------
 

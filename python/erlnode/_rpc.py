@@ -118,6 +118,15 @@ def interpret_rpc_result(result: Any) -> Any:
     raise BadRpc(reason)
 
 
+def erlang_list(term: Any) -> Optional[list[Any]]:
+    """A proper Erlang list as a Python list (a byte string comes as `str`); None otherwise."""
+    if isinstance(term, (list, FrozenList)):
+        return list(term)
+    if isinstance(term, str) and not isinstance(term, Atom):
+        return [ord(c) for c in term]
+    return None
+
+
 def _looks_like_stack(term: Any) -> bool:
     if not isinstance(term, (list, FrozenList)) or not term:
         return False
@@ -350,7 +359,7 @@ class RpcServer:
 
     def apply(self, module: Any, function: Any, args: Any) -> Outcome:
         """Calls the exposed `module:function(args...)`, catching everything like a BEAM process."""
-        argv = list(args) if isinstance(args, (list, FrozenList)) else None
+        argv = erlang_list(args)
         fn = None
         if argv is not None and isinstance(module, str) and isinstance(function, str):
             with self._lock:
@@ -382,7 +391,7 @@ class RpcServer:
         monitor = any(
             is_atom(o, "monitor") or (is_tuple(o, 2) and is_atom(o[0], "monitor")) for o in options
         )
-        argv = list(args) if isinstance(args, (list, FrozenList)) else []
+        argv = erlang_list(args) or []
         if mfa == (Atom("erpc"), Atom("execute_call"), 4) and len(argv) == 4:
             self._start(req_id, caller, link, monitor, self._execute_call, argv)
         elif mfa == (Atom("erpc"), Atom("execute_cast"), 3) and len(argv) == 3:
