@@ -205,10 +205,12 @@ class Node:
             listen=listen,
             handshake_timeout=handshake_timeout,
         )
+        self._server = _rpc.RpcServer(self._native, rpc_workers)
         try:
             # Installed now, not on the first `expose`: a call into an unexposed module must
-            # already fail with `undef`, as on BEAM.
-            self._server = _rpc.RpcServer(self._native, rpc_workers)
+            # already fail with `undef`, as on BEAM. A node named by its peer (NAME_ME) gets
+            # it once it has a name (after `ping`).
+            self._server.install()
         except BaseException:
             self._native.close()
             raise
@@ -246,7 +248,9 @@ class Node:
         thread, one at a time, in arrival order; `receive` is then not used. A callback that
         raises is logged (logger `erlnode`) and the next message is delivered.
         """
-        return Mailbox(self._native.mailbox(name, callback), self)
+        mbox = Mailbox(self._native.mailbox(name, callback), self)
+        self._server.install()  # no-op once installed; a NAME_ME node may just have got its name
+        return mbox
 
     def send(self, dest: Dest, message: Any) -> None:
         """Sends like `Mailbox.send`, from an anonymous pid of this node."""
@@ -254,7 +258,10 @@ class Node:
 
     def ping(self, node: str, timeout: float = 5.0) -> bool:
         """`net_adm:ping`: True (`pong`) when `node` is reachable and accepts our cookie."""
-        return self._native.ping(node, timeout)
+        pong = self._native.ping(node, timeout)
+        if pong:
+            self._server.install()  # a NAME_ME node has its name now
+        return pong
 
     def connected_nodes(self) -> list[str]:
         """Names of the nodes this node has a live connection to."""

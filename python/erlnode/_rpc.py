@@ -329,9 +329,25 @@ class RpcServer:
         self._lock = threading.Lock()
         self._modules: dict[str, dict[str, Callable[..., Any]]] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="erlnode-rpc")
-        self._spawner = native.mailbox(None, self._on_spawn_request)
-        native.set_spawn_handler(self._spawner)
-        self._rex = native.mailbox("rex", self._on_rex)
+        self._spawner: Optional[NativeMailbox] = None
+        self._rex: Optional[NativeMailbox] = None
+
+    def install(self) -> bool:
+        """Creates the spawn handler and `rex` mailboxes (once). False while the node has no
+        name yet (NAME_ME: the first peer assigns it, so nothing can call us before)."""
+        if self._rex is not None:
+            return True
+        with self._lock:
+            if self._rex is not None:
+                return True
+            try:
+                spawner = self._native.mailbox(None, self._on_spawn_request)
+            except ValueError:
+                return False
+            self._native.set_spawn_handler(spawner)
+            self._spawner = spawner
+            self._rex = self._native.mailbox("rex", self._on_rex)
+            return True
 
     # -- the exposed table -----------------------------------------------------------------
 
@@ -471,11 +487,14 @@ class RpcServer:
         return (_BADRPC, (_EXIT, (outcome[1], outcome[2])))
 
     def _rex_send(self, dest: Any, message: Any) -> None:
+        rex = self._rex
+        if rex is None:
+            return
         try:
-            self._rex.send(dest, message)
+            rex.send(dest, message)
         except EncodeError:
             error = python_error(EncodeError("the result cannot be encoded as an Erlang term"))
-            self._rex.send(dest, _replace_result(message, (_BADRPC, (_EXIT, (error, [])))))
+            rex.send(dest, _replace_result(message, (_BADRPC, (_EXIT, (error, [])))))
         except NodeClosedError:
             pass
 
