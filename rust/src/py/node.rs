@@ -7,6 +7,7 @@
 //! and calls the callbacks in arrival order, or wakes the asyncio futures through their loops.
 
 use super::codec::{decode_body, encode_body, py_to_term, term_to_py};
+use super::terms::PyPid;
 use crate::etf::{Atom, Pid, Term};
 use crate::node::{self, Dest, Empty, Message, Node, NodeConfig, NodeError, Process};
 use pyo3::exceptions::{PyConnectionError, PyTimeoutError, PyValueError};
@@ -271,9 +272,16 @@ impl PyNode {
             *lock(&served.callback) = Some(cb);
             this.dispatcher.watch(&served);
         }
+        let pid = Py::new(
+            slf.py(),
+            PyPid {
+                pid: served.process.pid.clone(),
+            },
+        )?;
         Ok(PyMailbox {
             node: slf.clone().unbind(),
             served,
+            pid,
         })
     }
 
@@ -367,9 +375,9 @@ impl PyNode {
 }
 
 fn parse_pid(obj: &Bound<'_, PyAny>) -> PyResult<Pid> {
-    match py_to_term(obj) {
-        Ok(Term::Pid(pid)) => Ok(pid),
-        _ => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+    match obj.cast::<PyPid>() {
+        Ok(pid) => Ok(pid.get().pid.clone()),
+        Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
             "expected a Pid, not {}",
             obj.repr()?
         ))),
@@ -402,9 +410,9 @@ fn parse_dest(dest: &Bound<'_, PyAny>) -> PyResult<Dest> {
             }
         }
     }
-    match py_to_term(dest) {
-        Ok(Term::Pid(pid)) => Ok(Dest::Pid(pid)),
-        _ => Err(PyValueError::new_err(format!(
+    match dest.cast::<PyPid>() {
+        Ok(pid) => Ok(Dest::Pid(pid.get().pid.clone())),
+        Err(_) => Err(PyValueError::new_err(format!(
             "a destination is a Pid, a registered name, or a (name, node) tuple, not {}",
             dest.repr()?
         ))),
@@ -431,6 +439,8 @@ fn send_from(
 pub struct PyMailbox {
     node: Py<PyNode>,
     served: Arc<Served>,
+    /// `mbox.pid` is read for nearly every message sent: made once.
+    pid: Py<PyPid>,
 }
 
 impl PyMailbox {
@@ -442,8 +452,8 @@ impl PyMailbox {
 #[pymethods]
 impl PyMailbox {
     #[getter]
-    fn pid(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        term_to_py(py, &Term::Pid(self.process().pid.clone()))
+    fn pid(&self, py: Python<'_>) -> Py<PyPid> {
+        self.pid.clone_ref(py)
     }
 
     #[getter]
