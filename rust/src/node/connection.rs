@@ -45,6 +45,23 @@ impl Connection {
         frames.into_iter().all(|f| self.frames.send(f).is_ok())
     }
 
+    /// Queues one control message per payload, as one write: the batch path of `send_many`.
+    pub fn send_many(&self, control: &Control, payloads: &[bytes::Bytes]) -> bool {
+        let mut frames = Vec::with_capacity(payloads.len());
+        let mut sender = lock(&self.sender);
+        for payload in payloads {
+            if let Err(e) = sender.encode(control, Some(payload), &mut frames) {
+                log::warn!("cannot send to {}: {e}", self.peer);
+                return false;
+            }
+        }
+        let mut batch = bytes::BytesMut::with_capacity(frames.iter().map(Bytes::len).sum());
+        for frame in &frames {
+            batch.extend_from_slice(frame);
+        }
+        self.frames.send(batch.freeze()).is_ok()
+    }
+
     pub fn has_flag(&self, flag: u64) -> bool {
         self.flags & flag != 0
     }
