@@ -141,6 +141,7 @@ struct Identity {
 pub struct Inner {
     config: NodeConfig,
     rt: Handle,
+    /// The fork generation the node was made in: in a forked child it is dead.
     made_in: u32,
     identity: RwLock<Identity>,
     cookie: String,
@@ -218,7 +219,7 @@ impl Node {
         let inner = Arc::new_cyclic(|me| Inner {
             me: me.clone(),
             rt: rt.clone(),
-            made_in: runtime::current_pid(),
+            made_in: runtime::fork_generation(),
             identity: RwLock::new(Identity {
                 name: Atom::new(&name),
                 creation,
@@ -473,7 +474,7 @@ impl Node {
 
 impl Inner {
     fn check_open(&self) -> Result<(), NodeError> {
-        if self.is_closed() || runtime::current_pid() != self.made_in {
+        if self.is_closed() || runtime::fork_generation() != self.made_in {
             return Err(NodeError::Closed);
         }
         Ok(())
@@ -728,9 +729,27 @@ impl Inner {
     /// Makes a connection that finished its handshake live, flushing what waited for it.
     fn install(self: &Arc<Self>, stream: TcpStream, peer: Atom, peer_creation: u32, flags: u64) {
         let tick = self.config.ticktime / 4;
+        // A second handle on the socket lets senders write without a thread hop.
+        let (stream, direct) = match stream.into_std() {
+            Ok(std_stream) => {
+                let direct = std_stream.try_clone().ok();
+                match TcpStream::from_std(std_stream) {
+                    Ok(stream) => (stream, direct),
+                    Err(e) => {
+                        log::warn!("lost the connection to {peer} while setting it up: {e}");
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                log::warn!("lost the connection to {peer} while setting it up: {e}");
+                return;
+            }
+        };
         let conn = connection::start(
             self,
             stream,
+            direct,
             peer.clone(),
             peer_creation,
             flags,
