@@ -337,11 +337,11 @@ def measure_startup(cluster: Cluster, runs: int) -> dict[str, list[float]]:
 
 
 def measure_idle(remotes: dict[str, Child], seconds: float) -> dict[str, float]:
-    """CPU used by each remote (idle, one connection: the driver) over the same window."""
+    """CPU seconds used by each remote (idle, one connection: the driver), same window."""
     pids = {key: beam_pid(child) for key, child in remotes.items()}
     before = {key: cpu_seconds(pid) for key, pid in pids.items()}
     time.sleep(seconds)
-    return {key: (cpu_seconds(pid) - before[key]) / seconds for key, pid in pids.items()}
+    return {key: cpu_seconds(pid) - before[key] for key, pid in pids.items()}
 
 
 def beam_pid(child: Child) -> int:
@@ -458,10 +458,11 @@ def render(
         f"msg/s | {fmt(erl_w1)} msg/s | {median(py2py, 'rate') / erl_w1:.2f} |"
     )
     idle_py = {k: v for k, v in idle.items() if k != "erlang"}
-    idle_cells = ", ".join(f"{k} {100 * v:.2f}" for k, v in idle_py.items())
+    idle_cells = ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in idle_py.items())
+    tick = 1000 / os.sysconf("SC_CLK_TCK")
     lines.append(
-        f"| idle CPU over {s.idle_seconds:g} s, one connection (% of one core) | {idle_cells} | "
-        f"{100 * idle['erlang']:.2f} | – |"
+        f"| CPU used while idle for {s.idle_seconds:g} s with one connection (the kernel counts "
+        f"in {tick:.0f} ms ticks) | {idle_cells} | {1000 * idle['erlang']:.0f} ms | – |"
     )
     lines.append(
         f"| `import erlnode` (in process) | {1000 * statistics.median(start['import']):.1f} ms | – | – |"
@@ -640,7 +641,7 @@ def main() -> None:
         action="store_true",
         help="smoke run: small N, 2 runs, results in benches/.results/",
     )
-    parser.add_argument("--runs", type=int, help="runs per figure (default 7, quick 2)")
+    parser.add_argument("--runs", type=int, help="runs per figure (default 11, quick 2)")
     parser.add_argument("--n", type=int, help="messages for W1/W3/W5 (default 200000)")
     parser.add_argument("--pings", type=int, help="W2 round trips (default 5000)")
     parser.add_argument("--bulk-mib", type=int, default=8, help="W4 binary size in MiB")
@@ -649,7 +650,7 @@ def main() -> None:
     args = parser.parse_args()
     quick = args.quick
     s = Settings(
-        runs=args.runs or (2 if quick else 7),
+        runs=args.runs or (2 if quick else 11),
         n=args.n or (20_000 if quick else 200_000),
         pings=args.pings or (500 if quick else 5_000),
         bulk_mib=args.bulk_mib,
