@@ -360,6 +360,17 @@ def ratio(w: Workload, value: float, base: float) -> float:
     return value / base if w.higher_is_better else base / value
 
 
+def paired_ratio(w: Workload, runs: list[dict[str, float]], base: list[dict[str, float]]) -> float:
+    """Median over the rounds of the ratio to Erlang in the same round.
+
+    Each round runs every contender back to back, so pairing by round cancels most of the
+    slow drift of a shared machine's load, which medians of each column alone do not.
+    """
+    return statistics.median(
+        ratio(w, r[w.figure], b[w.figure]) for r, b in zip(runs, base)
+    )
+
+
 def fmt(value: float) -> str:
     if value >= 100:
         return f"{value:,.0f}"
@@ -415,17 +426,19 @@ def render(
     lines = [BEGIN, ""]
     lines.append(
         f"Medians of {s.runs} interleaved runs. Each cell: the figure and, in brackets, the speed "
-        "relative to Erlang ⇄ Erlang in the same run (1.00 = as fast as Erlang, higher is "
-        "better; for W2 latency it is Erlang's latency ÷ ours)."
+        "relative to Erlang ⇄ Erlang: the median over the rounds of ours ÷ Erlang's in the same "
+        "round (1.00 = as fast as Erlang, higher is better; for W2 latency it is Erlang's "
+        "latency ÷ ours)."
     )
     lines += ["", "| workload | " + " | ".join(label for _, label in CONTENDERS) + " |"]
     lines.append("|---" * (len(CONTENDERS) + 1) + "|")
     for w in wls:
-        base = median(results[w.key]["erlang"], w.figure)
+        base = results[w.key]["erlang"]
         cells = []
         for key, _ in CONTENDERS:
             value = median(results[w.key][key], w.figure)
-            cells.append(f"{fmt(value)} {w.unit} ({ratio(w, value, base):.2f})")
+            speed = paired_ratio(w, results[w.key][key], base)
+            cells.append(f"{fmt(value)} {w.unit} ({speed:.2f})")
         lines.append(f"| {w.title} | " + " | ".join(cells) + " |")
     w2 = results["W2"]
     p99 = [f"{fmt(median(w2[key], 'p99_us'))} µs" for key, _ in CONTENDERS]
@@ -455,7 +468,7 @@ def render(
     lines.append(
         f"| W1 sink, both ends the same system ({s.n:,} msgs; erlnode: a Python driver "
         f"sending with `mbox.send`, the `receive_many()` remote) | {fmt(median(py2py, 'rate'))} "
-        f"msg/s | {fmt(erl_w1)} msg/s | {median(py2py, 'rate') / erl_w1:.2f} |"
+        f"msg/s | {fmt(erl_w1)} msg/s | {paired_ratio(wls[0], py2py, results['W1']['erlang']):.2f} |"
     )
     idle_py = {k: v for k, v in idle.items() if k != "erlang"}
     idle_cells = ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in idle_py.items())
@@ -526,14 +539,12 @@ def chart(
     for i, (key, label) in enumerate(contenders):
         values = []
         for w in wls:
-            base = median(results[w.key]["erlang"], w.figure)
-            values.append(ratio(w, median(results[w.key][key], w.figure), base))
+            values.append(paired_ratio(w, results[w.key][key], results[w.key]["erlang"]))
         xs = [g + (i - (len(contenders) - 1) / 2) * width for g in range(len(wls))]
         ax.bar(xs, values, width, label=label)
-    erl_w1 = median(results["W1"]["erlang"], "rate")
     ax.bar(
         [len(wls)],
-        [median(py2py, "rate") / erl_w1],
+        [paired_ratio(wls[0], py2py, results["W1"]["erlang"])],
         width * 2,
         color="grey",
         label="erlnode ⇄ erlnode (W1)",
