@@ -366,9 +366,7 @@ def paired_ratio(w: Workload, runs: list[dict[str, float]], base: list[dict[str,
     Each round runs every contender back to back, so pairing by round cancels most of the
     slow drift of a shared machine's load, which medians of each column alone do not.
     """
-    return statistics.median(
-        ratio(w, r[w.figure], b[w.figure]) for r, b in zip(runs, base)
-    )
+    return statistics.median(ratio(w, r[w.figure], b[w.figure]) for r, b in zip(runs, base))
 
 
 def fmt(value: float) -> str:
