@@ -28,8 +28,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-import erlnode
 from typing_extensions import Self
+
+import erlnode
 
 ERLANG_SRC = Path(__file__).parent / "erlang"
 MARK = "@@ERLREPL@@ "

@@ -5,8 +5,9 @@ from __future__ import annotations
 import struct
 import zlib
 
-import erlnode
 import pytest
+
+import erlnode
 from erlnode import Atom, DecodeError, EncodeError
 
 

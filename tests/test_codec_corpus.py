@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import erlnode
 from erl import Erl
+
+import erlnode
 from erlnode import Atom
 
 

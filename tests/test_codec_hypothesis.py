@@ -5,11 +5,12 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-import erlnode
 from erl import Erl
-from erlnode import Atom
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import erlnode
+from erlnode import Atom
 
 
 def exact(value: Any) -> Any:

@@ -22,8 +22,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import erlnode
 import pytest
+
+import erlnode
 from erlnode import Atom
 from erlnode.compat.py_interface import erl_common, erl_eventhandler, erl_node, erl_opts, erl_term
 

@@ -17,8 +17,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import erlnode
 import pytest
+
+import erlnode
 from erlnode import Atom
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "messenger"

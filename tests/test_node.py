@@ -12,9 +12,10 @@ import threading
 import time
 from typing import Any, Iterator
 
-import erlnode
 import pytest
 from erl import Erl, random_name, wait_until
+
+import erlnode
 from erlnode import Atom
 
 HOST = socket.gethostname().split(".")[0]
@@ -323,3 +324,18 @@ def test_closed_node_refuses_work(erl: Erl) -> None:
     with pytest.raises(erlnode.NodeClosedError):
         mbox.receive(timeout=1)
     node.close()  # idempotent
+
+
+def test_send_many_keeps_order_to_erlang_and_python(erl: Erl, node: erlnode.Node) -> None:
+    erl.eval("register(many, self())")
+    mbox = node.mailbox()
+    mbox.send_many(("many", erl.name), [(Atom("n"), i) for i in range(1000)])
+    got = erl.eval("[receive {n, I} -> I after 5000 -> timeout end || _ <- lists:seq(1, 1000)]")
+    assert got == list(range(1000))
+    with erlnode.Node(random_name("py"), cookie=node.cookie) as other:
+        sink = other.mailbox("sink")
+        mbox.send_many(("sink", other.name), range(500))
+        received: list[Any] = []
+        while len(received) < 500:
+            received.extend(sink.receive_many(timeout=10))
+        assert received == list(range(500))

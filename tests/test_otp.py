@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-import erlnode
 import pytest
 from erl import Erl, random_name, wait_until
+
+import erlnode
 from erlnode import Atom
 
 HOST = socket.gethostname().split(".")[0]

@@ -8,9 +8,10 @@ import time
 import types
 from typing import Any, Iterator
 
-import erlnode
 import pytest
 from erl import Erl, random_name, wait_until
+
+import erlnode
 from erlnode import Atom
 
 HOST = socket.gethostname().split(".")[0]

@@ -1,23 +1,107 @@
-//! One distribution connection: a reader task and a writer task on Tokio.
+//! One distribution connection: a reader task, and an outbox that senders write through.
 //!
-//! The writer owns the socket's write half and a queue of ready frames: it writes whatever is
-//! queued in one go, flushes once, and sends a tick when it has written nothing for a tick
-//! period. The reader owns the read half: it cuts frames, hands them to the connection's
-//! [`Receiver`] (distribution header, atom cache, fragments) and routes the result. Neither
-//! ever touches Python.
+//! Sending writes straight to the socket from the sending thread when nothing is queued (no
+//! thread hop, so a reply leaves as soon as Python sends it); whatever the socket does not take
+//! at once waits in the outbox for the writer task, which writes it in order and gives the
+//! socket back to direct writers once the queue is empty. The writer also sends a tick when
+//! nothing was written for a tick period. The reader cuts frames, hands them to the
+//! connection's [`Receiver`] (distribution header, atom cache, fragments) and routes them.
+//! Neither task ever touches Python.
 
 use super::{lock, Inner};
 use crate::dist::control::Control;
-use crate::dist::packet::{Receiver, Sender};
+use crate::dist::packet::{Receiver, Sender, TICK};
 use crate::etf::Atom;
 use bytes::{Buf, Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 /// The largest frame we accept (a peer without FRAGMENTS sends big messages whole).
 const MAX_FRAME: usize = 1 << 30;
+
+#[derive(Default)]
+struct Outbox {
+    queue: VecDeque<Bytes>,
+    /// The writer task owns the socket until it has emptied the queue.
+    writer_busy: bool,
+    closed: bool,
+}
+
+/// What the senders and the writer task share.
+struct Output {
+    outbox: Mutex<Outbox>,
+    wake_writer: Notify,
+    /// A second handle on the socket (plain TCP only) for writes from the sending thread.
+    /// None for transports that need the writer task for every byte (TLS later).
+    direct: Option<std::net::TcpStream>,
+    /// When anything was last written, in ms since `epoch`: ticks only fill silence.
+    last_write_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Output {
+    fn touch(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.last_write_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_write_ms.load(Ordering::Relaxed)))
+    }
+
+    /// Writes or queues frames, keeping their order. False once the connection is closed.
+    fn push(&self, frames: impl IntoIterator<Item = Bytes>) -> bool {
+        let mut out = lock(&self.outbox);
+        if out.closed {
+            return false;
+        }
+        let mut frames = frames.into_iter();
+        if !out.writer_busy && out.queue.is_empty() {
+            if let Some(socket) = &self.direct {
+                for frame in frames.by_ref() {
+                    let written = write_some(socket, &frame);
+                    if written < frame.len() {
+                        out.queue.push_back(frame.slice(written..));
+                        break;
+                    }
+                }
+                self.touch();
+            }
+        }
+        out.queue.extend(frames);
+        if !out.queue.is_empty() && !out.writer_busy {
+            out.writer_busy = true;
+            self.wake_writer.notify_one();
+        }
+        true
+    }
+
+    fn close(&self) {
+        lock(&self.outbox).closed = true;
+        self.wake_writer.notify_one();
+    }
+}
+
+/// Writes what the socket takes now, without blocking.
+fn write_some(mut socket: &std::net::TcpStream, frame: &[u8]) -> usize {
+    let mut written = 0;
+    while written < frame.len() {
+        match socket.write(&frame[written..]) {
+            Ok(0) => break,
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // WouldBlock: the writer task goes on; other errors: the reader sees the close.
+            Err(_) => break,
+        }
+    }
+    written
+}
 
 /// A live connection to a peer node.
 pub struct Connection {
@@ -25,15 +109,22 @@ pub struct Connection {
     pub peer_creation: u32,
     /// The flags both sides share.
     pub flags: u64,
-    /// The encoder; held while frames are queued so concurrent senders cannot interleave
+    /// The encoder; held while frames go out so concurrent senders cannot interleave
     /// fragments or reorder one sender's messages.
     sender: Mutex<Sender>,
-    frames: mpsc::UnboundedSender<Bytes>,
+    output: Arc<Output>,
     reader: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // The writer finishes what is queued, then closes the socket's write side.
+        self.output.close();
+    }
+}
+
 impl Connection {
-    /// Queues a control message and its payload (a term body, no version byte).
+    /// Sends a control message and its payload (a term body, no version byte).
     /// Returns false when the connection is already gone.
     pub fn send(&self, control: &Control, payload: Option<&[u8]>) -> bool {
         let mut frames = Vec::with_capacity(1);
@@ -42,14 +133,31 @@ impl Connection {
             log::warn!("cannot send to {}: {e}", self.peer);
             return false;
         }
-        frames.into_iter().all(|f| self.frames.send(f).is_ok())
+        self.output.push(frames)
+    }
+
+    /// Sends one control message per payload, as one write: the batch path of `send_many`.
+    pub fn send_many(&self, control: &Control, payloads: &[Bytes]) -> bool {
+        let mut frames = Vec::with_capacity(payloads.len());
+        let mut sender = lock(&self.sender);
+        for payload in payloads {
+            if let Err(e) = sender.encode(control, Some(payload), &mut frames) {
+                log::warn!("cannot send to {}: {e}", self.peer);
+                return false;
+            }
+        }
+        let mut batch = BytesMut::with_capacity(frames.iter().map(Bytes::len).sum());
+        for frame in &frames {
+            batch.extend_from_slice(frame);
+        }
+        self.output.push([batch.freeze()])
     }
 
     pub fn has_flag(&self, flag: u64) -> bool {
         self.flags & flag != 0
     }
 
-    /// Stops both tasks; the reader reports the loss.
+    /// Stops the reader; the writer ends once the connection is dropped.
     pub fn shutdown(&self) {
         if let Some(reader) = lock(&self.reader).take() {
             reader.abort();
@@ -58,9 +166,12 @@ impl Connection {
 }
 
 /// Starts the reader and writer tasks of a connection that has completed its handshake.
+/// `direct` is a second handle on a plain TCP socket, for writes from sending threads.
+#[allow(clippy::too_many_arguments)]
 pub fn start<S>(
     node: &Arc<Inner>,
     stream: S,
+    direct: Option<std::net::TcpStream>,
     peer: Atom,
     peer_creation: u32,
     flags: u64,
@@ -71,52 +182,68 @@ where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (read_half, write_half) = tokio::io::split(stream);
-    let (tx, rx) = mpsc::unbounded_channel();
+    let output = Arc::new(Output {
+        outbox: Mutex::new(Outbox::default()),
+        wake_writer: Notify::new(),
+        direct,
+        last_write_ms: AtomicU64::new(0),
+        epoch: Instant::now(),
+    });
     let conn = Arc::new(Connection {
         peer,
         peer_creation,
         flags,
         sender: Mutex::new(Sender::new(flags)),
-        frames: tx,
+        output: output.clone(),
         reader: Mutex::new(None),
     });
     let rt = tokio::runtime::Handle::current();
-    rt.spawn(write_loop(write_half, rx, tick));
+    rt.spawn(write_loop(write_half, output, tick));
     let reader = rt.spawn(read_loop(node.clone(), conn.clone(), read_half, timeout));
     *lock(&conn.reader) = Some(reader.abort_handle());
     conn
 }
 
-async fn write_loop<W: AsyncWrite>(
-    write_half: W,
-    mut frames: mpsc::UnboundedReceiver<Bytes>,
-    tick: Duration,
-) {
+async fn write_loop<W: AsyncWrite>(write_half: W, output: Arc<Output>, tick: Duration) {
     let out = BufWriter::with_capacity(64 * 1024, write_half);
-    let mut batch = Vec::with_capacity(256);
     let mut out = std::pin::pin!(out);
     loop {
-        let got = tokio::select! {
-            n = frames.recv_many(&mut batch, 256) => n,
-            _ = tokio::time::sleep(tick) => {
-                if out.write_all(&[0, 0, 0, 0]).await.is_err() || out.flush().await.is_err() {
+        let idle = output.idle_for();
+        if idle >= tick {
+            output.push([Bytes::from_static(&TICK)]);
+        }
+        let wait = tick
+            .saturating_sub(idle.min(tick))
+            .max(Duration::from_millis(10));
+        tokio::select! {
+            _ = output.wake_writer.notified() => {}
+            _ = tokio::time::sleep(wait) => continue,
+        }
+        loop {
+            let (batch, closed) = {
+                let mut outbox = lock(&output.outbox);
+                if outbox.queue.is_empty() {
+                    outbox.writer_busy = false;
+                }
+                let batch: Vec<Bytes> = outbox.queue.drain(..).collect();
+                (batch, outbox.closed)
+            };
+            if batch.is_empty() {
+                if closed {
+                    let _ = out.shutdown().await;
                     return;
                 }
-                continue;
+                break;
             }
-        };
-        if got == 0 {
-            // Every sender is gone: the connection is closing.
-            let _ = out.shutdown().await;
-            return;
-        }
-        for frame in batch.drain(..) {
-            if out.write_all(&frame).await.is_err() {
+            for frame in batch {
+                if out.write_all(&frame).await.is_err() {
+                    return;
+                }
+            }
+            if out.flush().await.is_err() {
                 return;
             }
-        }
-        if out.flush().await.is_err() {
-            return;
+            output.touch();
         }
     }
 }

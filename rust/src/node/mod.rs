@@ -141,6 +141,7 @@ struct Identity {
 pub struct Inner {
     config: NodeConfig,
     rt: Handle,
+    /// The fork generation the node was made in: in a forked child it is dead.
     made_in: u32,
     identity: RwLock<Identity>,
     cookie: String,
@@ -218,7 +219,7 @@ impl Node {
         let inner = Arc::new_cyclic(|me| Inner {
             me: me.clone(),
             rt: rt.clone(),
-            made_in: runtime::current_pid(),
+            made_in: runtime::fork_generation(),
             identity: RwLock::new(Identity {
                 name: Atom::new(&name),
                 creation,
@@ -354,6 +355,55 @@ impl Node {
         Ok(())
     }
 
+    /// Sends many messages from `from` to one destination, in order, with one lock and one
+    /// write for the batch when the destination is a connected peer.
+    pub fn send_many(
+        &self,
+        from: &Pid,
+        dest: &Dest,
+        bodies: Vec<bytes::Bytes>,
+    ) -> Result<(), NodeError> {
+        self.inner.check_open()?;
+        let inner = &self.inner;
+        let (control, node) = match dest {
+            Dest::Pid(pid) if !inner.is_local(&pid.node) => (
+                Control::SendSender {
+                    from: from.clone(),
+                    to: pid.clone(),
+                },
+                &pid.node,
+            ),
+            Dest::Remote(name, node) if !inner.is_local(node) => (
+                Control::RegSend {
+                    from: from.clone(),
+                    to_name: name.clone(),
+                },
+                node,
+            ),
+            _ => {
+                for body in bodies {
+                    inner.send(from, dest, body);
+                }
+                return Ok(());
+            }
+        };
+        let conn = match lock(&inner.table).links.get(node) {
+            Some(Link::Up(conn)) => Some(conn.clone()),
+            _ => None,
+        };
+        match conn {
+            Some(conn) => {
+                conn.send_many(&control, &bodies);
+            }
+            None => {
+                for body in bodies {
+                    inner.send_remote(node, control.clone(), Some(body));
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn make_ref(&self) -> Reference {
         self.inner.make_ref()
     }
@@ -424,7 +474,7 @@ impl Node {
 
 impl Inner {
     fn check_open(&self) -> Result<(), NodeError> {
-        if self.is_closed() || runtime::current_pid() != self.made_in {
+        if self.is_closed() || runtime::fork_generation() != self.made_in {
             return Err(NodeError::Closed);
         }
         Ok(())
@@ -477,7 +527,7 @@ impl Inner {
     }
 
     fn is_local(&self, node: &Atom) -> bool {
-        *node == self.name()
+        *node == self.identity.read().unwrap_or_else(|e| e.into_inner()).name
     }
 
     fn local_process(&self, pid: &Pid) -> Option<Arc<Process>> {
@@ -493,13 +543,10 @@ impl Inner {
             Dest::Name(name) => self.deliver_named(name, body),
             Dest::Remote(name, node) if self.is_local(node) => self.deliver_named(name, body),
             Dest::Pid(pid) => {
-                let control = if self.peer_has(&pid.node, flags::SEND_SENDER) {
-                    Control::SendSender {
-                        from: from.clone(),
-                        to: pid.clone(),
-                    }
-                } else {
-                    Control::Send { to: pid.clone() }
+                // Goes out as SEND when the peer lacks SEND_SENDER (the encoder decides).
+                let control = Control::SendSender {
+                    from: from.clone(),
+                    to: pid.clone(),
                 };
                 self.send_remote(&pid.node, control, Some(body));
             }
@@ -537,15 +584,6 @@ impl Inner {
                 });
             }
             None => log::debug!("dropped a message to unregistered name {name}"),
-        }
-    }
-
-    /// Whether the live connection to `node` negotiated `flag` (false if not connected).
-    fn peer_has(&self, node: &Atom, flag: u64) -> bool {
-        match lock(&self.table).links.get(node) {
-            Some(Link::Up(c)) => c.has_flag(flag),
-            // Not connected yet: decided again when the queue is flushed, see `install`.
-            _ => flag == flags::SEND_SENDER,
         }
     }
 
@@ -691,9 +729,27 @@ impl Inner {
     /// Makes a connection that finished its handshake live, flushing what waited for it.
     fn install(self: &Arc<Self>, stream: TcpStream, peer: Atom, peer_creation: u32, flags: u64) {
         let tick = self.config.ticktime / 4;
+        // A second handle on the socket lets senders write without a thread hop.
+        let (stream, direct) = match stream.into_std() {
+            Ok(std_stream) => {
+                let direct = std_stream.try_clone().ok();
+                match TcpStream::from_std(std_stream) {
+                    Ok(stream) => (stream, direct),
+                    Err(e) => {
+                        log::warn!("lost the connection to {peer} while setting it up: {e}");
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                log::warn!("lost the connection to {peer} while setting it up: {e}");
+                return;
+            }
+        };
         let conn = connection::start(
             self,
             stream,
+            direct,
             peer.clone(),
             peer_creation,
             flags,
@@ -710,8 +766,7 @@ impl Inner {
         match previous {
             Some(Link::Connecting { queue, waiters }) => {
                 for q in queue {
-                    let control = downgrade_send(q.control, flags);
-                    conn.send(&control, q.payload.as_deref());
+                    conn.send(&q.control, q.payload.as_deref());
                 }
                 for w in waiters {
                     let _ = w.send(true);
@@ -818,14 +873,6 @@ enum DialError {
     /// The peer's simultaneous attempt wins; it completes the connection.
     LostRace,
     Failed(String),
-}
-
-/// Sends queued while connecting were built before the flags were known.
-fn downgrade_send(control: Control, flags: u64) -> Control {
-    match control {
-        Control::SendSender { to, .. } if flags & flags::SEND_SENDER == 0 => Control::Send { to },
-        other => other,
-    }
 }
 
 async fn resolve(host: &str) -> Result<IpAddr, String> {

@@ -127,7 +127,9 @@ impl Process {
         let mut queue = lock(&self.queue);
         let was_empty = queue.messages.is_empty();
         queue.messages.push_back(message);
-        if queue.waiting > 0 {
+        // A receiver that is already awake will find this message without a signal; waking
+        // one per message would cost a futex call and a context switch each.
+        if queue.waiting > 0 && (was_empty || queue.waiting > 1) {
             self.arrived.notify_one();
         }
         drop(queue);

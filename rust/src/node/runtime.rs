@@ -5,7 +5,8 @@
 //! workers) must not use the parent's runtime, whose threads do not exist in the child, so
 //! the child gets a fresh one and the inherited one is leaked, never dropped.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, Once};
 use tokio::runtime::{Builder, Handle, Runtime};
 
 struct Shared {
@@ -14,6 +15,26 @@ struct Shared {
 }
 
 static SHARED: Mutex<Option<Shared>> = Mutex::new(None);
+
+/// Bumped in the child after every fork: telling a node made before the fork costs one
+/// atomic load instead of a getpid(2) call on every send.
+static FORKS: AtomicU32 = AtomicU32::new(0);
+static WATCH_FORKS: Once = Once::new();
+
+extern "C" fn after_fork_in_child() {
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// How many forks this process is away from the one that loaded erlnode.
+pub fn fork_generation() -> u32 {
+    WATCH_FORKS.call_once(|| {
+        // SAFETY: registers a handler that only does an atomic add, which is async-signal-safe.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(after_fork_in_child));
+        }
+    });
+    FORKS.load(Ordering::Relaxed)
+}
 
 /// The runtime for this process, created on first use (or again after a fork).
 pub fn handle() -> std::io::Result<Handle> {
@@ -34,9 +55,4 @@ pub fn handle() -> std::io::Result<Handle> {
     let runtime: &'static Runtime = Box::leak(Box::new(runtime));
     *shared = Some(Shared { pid, runtime });
     Ok(runtime.handle().clone())
-}
-
-/// The id of the process a runtime handle was made in, to detect use after fork.
-pub fn current_pid() -> u32 {
-    std::process::id()
 }

@@ -7,12 +7,16 @@
 //! and calls the callbacks in arrival order, or wakes the asyncio futures through their loops.
 
 use super::codec::{decode_body, encode_body, py_to_term, term_to_py};
+use super::terms::PyPid;
 use crate::etf::{Atom, Pid, Term};
 use crate::node::{self, Dest, Empty, Message, Node, NodeConfig, NodeError, Process};
 use pyo3::exceptions::{PyConnectionError, PyTimeoutError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
+use std::io::Write;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -54,8 +58,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Served {
     process: Arc<Process>,
     callback: Mutex<Option<Py<PyAny>>>,
-    /// asyncio futures waiting for the next message, with their loops.
-    waiters: Mutex<Vec<(Py<PyAny>, Py<PyAny>)>>,
+    /// For asyncio: the network thread writes a byte here when messages arrive, and the
+    /// event loop, watching the other end with `add_reader`, wakes without any other thread.
+    wake_socket: Mutex<Option<(UnixStream, UnixStream)>>,
 }
 
 enum Job {
@@ -104,16 +109,6 @@ impl Dispatcher {
 }
 
 fn dispatch_loop(jobs: mpsc::Receiver<Job>, again: mpsc::Sender<Job>) {
-    let wake_future = Python::attach(|py| -> PyResult<Py<PyAny>> {
-        Ok(py.import("erlnode._aio")?.getattr("wake_future")?.unbind())
-    });
-    let wake_future = match wake_future {
-        Ok(f) => f,
-        Err(e) => {
-            log::error!("dispatcher cannot start: {e}");
-            return;
-        }
-    };
     while let Ok(job) = jobs.recv() {
         let served = match job {
             Job::Serve(s) => s,
@@ -135,19 +130,6 @@ fn dispatch_loop(jobs: mpsc::Receiver<Job>, again: mpsc::Sender<Job>) {
                     // More arrived: go round again after the others, so one busy mailbox
                     // cannot starve the rest.
                     let _ = again.send(Job::Serve(served.clone()));
-                }
-                return;
-            }
-            let waiters = std::mem::take(&mut *lock(&served.waiters));
-            for (event_loop, future) in waiters {
-                let result = event_loop.call_method1(
-                    py,
-                    "call_soon_threadsafe",
-                    (wake_future.clone_ref(py), future),
-                );
-                if let Err(e) = result {
-                    // The loop may be closed; nobody is waiting any more.
-                    log::debug!("could not wake an asyncio waiter: {e}");
                 }
             }
         });
@@ -265,15 +247,22 @@ impl PyNode {
         let served = Arc::new(Served {
             process,
             callback: Mutex::new(None),
-            waiters: Mutex::new(Vec::new()),
+            wake_socket: Mutex::new(None),
         });
         if let Some(cb) = callback {
             *lock(&served.callback) = Some(cb);
             this.dispatcher.watch(&served);
         }
+        let pid = Py::new(
+            slf.py(),
+            PyPid {
+                pid: served.process.pid.clone(),
+            },
+        )?;
         Ok(PyMailbox {
             node: slf.clone().unbind(),
             served,
+            pid,
         })
     }
 
@@ -367,9 +356,9 @@ impl PyNode {
 }
 
 fn parse_pid(obj: &Bound<'_, PyAny>) -> PyResult<Pid> {
-    match py_to_term(obj) {
-        Ok(Term::Pid(pid)) => Ok(pid),
-        _ => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+    match obj.cast::<PyPid>() {
+        Ok(pid) => Ok(pid.get().pid.clone()),
+        Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
             "expected a Pid, not {}",
             obj.repr()?
         ))),
@@ -402,9 +391,9 @@ fn parse_dest(dest: &Bound<'_, PyAny>) -> PyResult<Dest> {
             }
         }
     }
-    match py_to_term(dest) {
-        Ok(Term::Pid(pid)) => Ok(Dest::Pid(pid)),
-        _ => Err(PyValueError::new_err(format!(
+    match dest.cast::<PyPid>() {
+        Ok(pid) => Ok(Dest::Pid(pid.get().pid.clone())),
+        Err(_) => Err(PyValueError::new_err(format!(
             "a destination is a Pid, a registered name, or a (name, node) tuple, not {}",
             dest.repr()?
         ))),
@@ -431,6 +420,8 @@ fn send_from(
 pub struct PyMailbox {
     node: Py<PyNode>,
     served: Arc<Served>,
+    /// `mbox.pid` is read for nearly every message sent: made once.
+    pid: Py<PyPid>,
 }
 
 impl PyMailbox {
@@ -442,8 +433,8 @@ impl PyMailbox {
 #[pymethods]
 impl PyMailbox {
     #[getter]
-    fn pid(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        term_to_py(py, &Term::Pid(self.process().pid.clone()))
+    fn pid(&self, py: Python<'_>) -> Py<PyPid> {
+        self.pid.clone_ref(py)
     }
 
     #[getter]
@@ -474,6 +465,25 @@ impl PyMailbox {
     ) -> PyResult<()> {
         let node = &self.node.get().node;
         send_from(py, node, &self.process().pid, dest, message)
+    }
+
+    /// Sends every message of `messages` to `dest`, in order: `send` in a loop, for less.
+    fn send_many(
+        &self,
+        py: Python<'_>,
+        dest: &Bound<'_, PyAny>,
+        messages: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let dest = parse_dest(dest)?;
+        let mut bodies = Vec::new();
+        for message in messages.try_iter()? {
+            let mut body = Vec::with_capacity(64);
+            encode_body(&message?, &mut body)?;
+            bodies.push(bytes::Bytes::from(body));
+        }
+        let node = &self.node.get().node;
+        py.detach(|| node.send_many(&self.process().pid, &dest, bodies))
+            .map_err(node_error)
     }
 
     /// The next message; waits up to `timeout` seconds (None: forever), raising TimeoutError.
@@ -541,25 +551,27 @@ impl PyMailbox {
         }
     }
 
-    /// Wakes `future` (through `event_loop`) when a message is waiting.
-    fn add_waiter(&self, py: Python<'_>, event_loop: Py<PyAny>, future: Py<PyAny>) -> PyResult<()> {
-        let node = self.node.get();
-        {
-            let mut waiters = lock(&self.served.waiters);
-            if waiters.is_empty() && self.process().pending() == 0 && !self.process().is_closed() {
-                node.dispatcher.watch(&self.served);
-            }
-            waiters.push((event_loop, future));
+    /// A file descriptor that becomes readable when messages arrive (or the mailbox closes),
+    /// for `loop.add_reader`; the reader drains it with `os.read`. Made on first use.
+    fn wake_fd(&self) -> PyResult<i32> {
+        let mut socket = lock(&self.served.wake_socket);
+        if let Some((reader, _)) = socket.as_ref() {
+            return Ok(reader.as_raw_fd());
         }
-        // A message (or the close) may have come before the waiter was in place.
+        let (reader, writer) = UnixStream::pair()?;
+        reader.set_nonblocking(true)?;
+        writer.set_nonblocking(true)?;
+        let fd = reader.as_raw_fd();
+        let hook_writer = writer.try_clone()?;
+        self.process().set_wake(Some(Arc::new(move || {
+            // A full socket already means "readable": dropping this byte loses nothing.
+            let _ = (&hook_writer).write(&[1]);
+        })));
+        *socket = Some((reader, writer));
         if self.process().pending() > 0 || self.process().is_closed() {
-            let waiters = std::mem::take(&mut *lock(&self.served.waiters));
-            let wake = py.import("erlnode._aio")?.getattr("wake_future")?;
-            for (_, future) in waiters {
-                wake.call1((future,))?;
-            }
+            let _ = (&socket.as_ref().expect("just set").1).write(&[1]);
         }
-        Ok(())
+        Ok(fd)
     }
 
     /// Links to `pid`; an exit signal arrives as `('EXIT', pid, reason)`.
