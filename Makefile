@@ -13,7 +13,7 @@ $(VENV)/.tools: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q "maturin>=1.7,<2" "pytest>=8" "pytest-benchmark>=4" "pytest-timeout>=2" \
-		"hypothesis>=6" "ruff>=0.6" "mypy>=1.10"
+		"hypothesis>=6" "ruff>=0.6" "mypy>=1.10" "matplotlib>=3.7"
 	touch $@
 
 # Builds the extension in release mode into .venv (editable: python/ stays the source).

@@ -465,7 +465,7 @@ def render(
     ]
     lines.append(
         f"| W1 sink, both ends the same system ({s.n:,} msgs; erlnode: a Python driver "
-        f"sending with `mbox.send`, the `receive_many()` remote) | {fmt(median(py2py, 'rate'))} "
+        f"sending with `mbox.send_many` in batches of 1,000, the `receive_many()` remote) | {fmt(median(py2py, 'rate'))} "
         f"msg/s | {fmt(erl_w1)} msg/s | {paired_ratio(wls[0], py2py, results['W1']['erlang']):.2f} |"
     )
     idle_py = {k: v for k, v in idle.items() if k != "erlang"}

@@ -67,6 +67,13 @@ struct Partial {
 /// The receiving half of a connection: atom cache and fragment reassembly.
 pub struct Receiver {
     cache: Vec<Option<Atom>>,
+    /// The last atom-cache section (its raw bytes) and the table it gave: a stream of like
+    /// messages repeats the same section, and sharing the table spares an allocation and a
+    /// reference count per atom per message.
+    last_section: Vec<u8>,
+    last_atoms: Arc<[Atom]>,
+    /// Shared by every message without cache references.
+    no_atoms: Arc<[Atom]>,
     partials: HashMap<u64, Partial>,
     buffered: usize,
     max_reassembly: usize,
@@ -89,8 +96,12 @@ impl Receiver {
 
     /// A receiver that buffers at most `max_reassembly` bytes of incomplete messages.
     pub fn with_limit(max_reassembly: usize) -> Receiver {
+        let no_atoms: Arc<[Atom]> = Arc::from(Vec::new());
         Receiver {
             cache: vec![None; CACHE_SLOTS],
+            last_section: Vec::new(),
+            last_atoms: no_atoms.clone(),
+            no_atoms,
             partials: HashMap::new(),
             buffered: 0,
             max_reassembly,
@@ -210,11 +221,36 @@ impl Receiver {
     fn atom_cache_section(&mut self, r: &mut Reader<'_>) -> Result<Arc<[Atom]>, DistError> {
         let count = r.u8()? as usize;
         if count == 0 {
-            return Ok(Arc::from(Vec::new()));
+            return Ok(self.no_atoms.clone());
         }
         let flags = r.bytes(count / 2 + 1)?;
         let nibble = |i: usize| (flags[i / 2] >> ((i % 2) * 4)) & 0x0F;
         let long_atoms = nibble(count) & 0x01 != 0;
+        // Only references to known entries: the section is `flags` + one index byte per ref.
+        if (0..count).all(|i| nibble(i) & 0x08 == 0) {
+            let start = r.position() - flags.len() - 1;
+            r.bytes(count)?;
+            let section = r.since(start);
+            if section == self.last_section.as_slice() {
+                return Ok(self.last_atoms.clone());
+            }
+            let indexes = &section[1 + flags.len()..];
+            let mut atoms = Vec::with_capacity(count);
+            for (i, &index) in indexes.iter().enumerate() {
+                let slot = ((nibble(i) & 0x07) as usize) * 256 + index as usize;
+                match &self.cache[slot] {
+                    Some(atom) => atoms.push(atom.clone()),
+                    None => return Err(err(format!("atom cache reference to empty slot {slot}"))),
+                }
+            }
+            let atoms: Arc<[Atom]> = Arc::from(atoms);
+            self.last_section.clear();
+            self.last_section.extend_from_slice(section);
+            self.last_atoms = atoms.clone();
+            return Ok(atoms);
+        }
+        // New entries change the cache: the remembered table may no longer match its bytes.
+        self.last_section.clear();
         let mut atoms = Vec::with_capacity(count);
         for i in 0..count {
             let n = nibble(i);
@@ -507,6 +543,28 @@ mod tests {
             serial: 0,
             creation: 7,
         }
+    }
+
+    #[test]
+    fn a_repeated_section_shares_its_atom_table() {
+        let mut rx = Receiver::new();
+        let mut section = vec![2, 0x89, 0x00, 5, 3];
+        section.extend_from_slice(b"a@h");
+        section.extend_from_slice(&[7, 10]);
+        section.extend_from_slice(b"net_kernel");
+        rx.receive(Bytes::from(reg_send_frame(&section))).unwrap();
+        let table = |rx: &mut Receiver| {
+            rx.receive(Bytes::from(reg_send_frame(&[2, 0x01, 0x00, 5, 7])))
+                .unwrap()
+                .unwrap()
+                .payload
+                .unwrap()
+                .atoms
+        };
+        let first = table(&mut rx);
+        let second = table(&mut rx);
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(&second[..], &[Atom::new("a@h"), Atom::new("net_kernel")]);
     }
 
     #[test]

@@ -109,31 +109,28 @@ impl Dispatcher {
 }
 
 fn dispatch_loop(jobs: mpsc::Receiver<Job>, again: mpsc::Sender<Job>) {
-    while let Ok(job) = jobs.recv() {
-        let served = match job {
-            Job::Serve(s) => s,
-            Job::Stop => break,
-        };
-        Python::attach(|py| {
+    // Attached once for the thread's life, detached while waiting: re-attaching per job would
+    // make and destroy a Python thread state each time, a large part of a callback's latency.
+    let jobs = Mutex::new(jobs); // only this thread receives; the Mutex makes it Sync for detach
+    Python::attach(|py| {
+        while let Ok(Job::Serve(served)) = py.detach(|| lock(&jobs).recv()) {
             let callback = lock(&served.callback).as_ref().map(|c| c.clone_ref(py));
-            if let Some(callback) = callback {
-                let mut batch = Vec::with_capacity(DISPATCH_BATCH);
-                served.process.drain(DISPATCH_BATCH, &mut batch);
-                for message in batch {
-                    let result =
-                        decode_message(py, &message).and_then(|m| callback.call1(py, (m,)));
-                    if let Err(e) = result {
-                        report_callback_error(py, e);
-                    }
-                }
-                if served.process.pending() > 0 {
-                    // More arrived: go round again after the others, so one busy mailbox
-                    // cannot starve the rest.
-                    let _ = again.send(Job::Serve(served.clone()));
+            let Some(callback) = callback else { continue };
+            let mut batch = Vec::with_capacity(DISPATCH_BATCH);
+            served.process.drain(DISPATCH_BATCH, &mut batch);
+            for message in batch {
+                let result = decode_message(py, &message).and_then(|m| callback.call1(py, (m,)));
+                if let Err(e) = result {
+                    report_callback_error(py, e);
                 }
             }
-        });
-    }
+            if served.process.pending() > 0 {
+                // More arrived: go round again after the others, so one busy mailbox cannot
+                // starve the rest.
+                let _ = again.send(Job::Serve(served.clone()));
+            }
+        }
+    });
 }
 
 fn report_callback_error(py: Python<'_>, e: PyErr) {
