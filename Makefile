@@ -20,12 +20,12 @@ $(VENV)/.tools: pyproject.toml
 build: $(VENV)/.tools
 	$(VPY) -m maturin develop --release -q
 
-# Erlang/OTP from Debian when `erl` is missing.
+# Erlang/OTP from Debian when `erl` is missing, and Elixir for the GenServer.call test.
 erlang:
-	@command -v erl >/dev/null 2>&1 || { \
-		echo "installing Erlang/OTP (erlang-nox) from Debian"; \
+	@command -v erl >/dev/null 2>&1 && command -v elixir >/dev/null 2>&1 || { \
+		echo "installing Erlang/OTP (erlang-nox) and Elixir from Debian"; \
 		$(SUDO) apt-get update -q && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q erlang-nox; }
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q erlang-nox elixir; }
 
 cargo-test:
 	cargo test --quiet
