@@ -45,7 +45,7 @@ lint: $(VENV)/.tools
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --features python -- -D warnings
-	$(VPY) -m ruff check python tests benches examples
+	$(VPY) -m ruff check python tests benches examples scripts
 	$(VPY) -m mypy python
 
 clean:

@@ -29,10 +29,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import erlnode
-from erlnode import Atom
 from py_remote import make_handler
 from run import PY, RESULTS, BenchError, Cluster, Driver
+
+import erlnode
+from erlnode import Atom
 
 SEQ = Atom("seq")
 

@@ -465,8 +465,9 @@ def render(
     ]
     lines.append(
         f"| W1 sink, both ends the same system ({s.n:,} msgs; erlnode: a Python driver "
-        f"sending with `mbox.send_many` in batches of 1,000, the `receive_many()` remote) | {fmt(median(py2py, 'rate'))} "
-        f"msg/s | {fmt(erl_w1)} msg/s | {paired_ratio(wls[0], py2py, results['W1']['erlang']):.2f} |"
+        f"sending with `mbox.send_many` in batches of 1,000, the `receive_many()` remote) | "
+        f"{fmt(median(py2py, 'rate'))} msg/s | {fmt(erl_w1)} msg/s | "
+        f"{paired_ratio(wls[0], py2py, results['W1']['erlang']):.2f} |"
     )
     idle_py = {k: v for k, v in idle.items() if k != "erlang"}
     idle_cells = ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in idle_py.items())
@@ -476,10 +477,12 @@ def render(
         f"in {tick:.0f} ms ticks) | {idle_cells} | {1000 * idle['erlang']:.0f} ms | – |"
     )
     lines.append(
-        f"| `import erlnode` (in process) | {1000 * statistics.median(start['import']):.1f} ms | – | – |"
+        f"| `import erlnode` (in process) | "
+        f"{1000 * statistics.median(start['import']):.1f} ms | – | – |"
     )
     lines.append(
-        f"| `Node(...)` ready (in process, private EPMD) | {1000 * statistics.median(start['ready']):.1f} ms | – | – |"
+        f"| `Node(...)` ready (in process, private EPMD) | "
+        f"{1000 * statistics.median(start['ready']):.1f} ms | – | – |"
     )
     py_proc = statistics.median(start["py_process"])
     erl_proc = statistics.median(start["erl_process"])
@@ -590,7 +593,7 @@ def run(s: Settings, command: str) -> None:
             remotes[mode] = cluster.py_remote(mode)
         nodes = {key: child.wait_line("READY ", 30) for key, child in remotes.items()}
         helper_name = helper.wait_line("READY ", 30)
-        for key, node in nodes.items():
+        for node in nodes.values():
             driver.request(f"{{warm, '{node}'}}")
         print(f"idle CPU over {s.idle_seconds:g} s", flush=True)
         idle = measure_idle(remotes, s.idle_seconds)
