@@ -27,13 +27,35 @@ _live_nodes: "weakref.WeakSet[Node]" = weakref.WeakSet()
 _live_lock = threading.Lock()
 
 
-def _drain_and_wake(fd: int, woken: "asyncio.Future[None]") -> None:
-    try:
-        os.read(fd, 4096)
-    except BlockingIOError:
-        pass
-    if not woken.done():
-        woken.set_result(None)
+class _LoopWaker:
+    """Watches a mailbox's wake descriptor in one event loop and wakes waiting receivers.
+
+    Registered once per (mailbox, loop), not per message: `add_reader`/`remove_reader` are
+    system calls. Holds the native mailbox so the descriptor outlives the registration.
+    """
+
+    __slots__ = ("loop", "native", "fd", "waiters")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, native: NativeMailbox) -> None:
+        self.loop = loop
+        self.native = native
+        self.fd = native.wake_fd()
+        self.waiters: list[asyncio.Future[None]] = []
+        loop.add_reader(self.fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            os.read(self.fd, 4096)
+        except BlockingIOError:
+            pass
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def close(self) -> None:
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self.fd)
 
 
 class Mailbox:
@@ -52,10 +74,11 @@ class Mailbox:
     to take messages; use one per mailbox.
     """
 
-    __slots__ = ("_native", "_node", "__weakref__")
+    __slots__ = ("_native", "_node", "_waker", "__weakref__")
 
     def __init__(self, native: NativeMailbox, node: "Node") -> None:
         self._native = native
+        self._waker: Optional[_LoopWaker] = None
         self._node = node
 
     @property
@@ -110,20 +133,24 @@ class Mailbox:
     async def receive_async(self, timeout: Optional[float] = None) -> Any:
         """`receive` for asyncio: awaits the next message without blocking the loop.
 
-        The network thread makes a file descriptor readable when messages arrive; the loop
-        watches it (`add_reader`), so waking costs no thread hop.
+        The network thread makes a descriptor readable when messages arrive and the loop
+        watches it, so waking costs no thread hop.
         """
         message = self._native.try_receive(_EMPTY)
         if message is not _EMPTY:
             return message
         loop = asyncio.get_running_loop()
+        waker = self._waker
+        if waker is None or waker.loop is not loop:
+            if waker is not None:
+                waker.close()
+            waker = self._waker = _LoopWaker(loop, self._native)
         deadline = None if timeout is None else loop.time() + timeout
-        fd = self._native.wake_fd()
         while True:
             woken: asyncio.Future[None] = loop.create_future()
-            loop.add_reader(fd, _drain_and_wake, fd, woken)
+            waker.waiters.append(woken)
             try:
-                # A message may have come between the first look and add_reader.
+                # A message may have come before the waiter was in place.
                 message = self._native.try_receive(_EMPTY)
                 if message is not _EMPTY:
                     return message
@@ -136,8 +163,14 @@ class Mailbox:
                     await asyncio.wait_for(woken, remaining)
             except asyncio.TimeoutError:
                 raise TimeoutError("no message within the timeout") from None
+            except _erlnode.NodeClosedError:
+                waker.close()
+                raise
             finally:
-                loop.remove_reader(fd)
+                if not woken.done():
+                    woken.cancel()
+                    if woken in waker.waiters:
+                        waker.waiters.remove(woken)
             message = self._native.try_receive(_EMPTY)
             if message is not _EMPTY:
                 return message
