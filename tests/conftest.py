@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+import erlnode
+
 sys.path.insert(0, str(Path(__file__).parent))
 
-from erl import Erl, erl_available
+from erl import Erl, erl_available, random_name  # noqa: E402 - tests/ is on the path just above
 
 
 def _need_erl() -> None:
@@ -41,3 +43,13 @@ def session_erl() -> Iterator[Erl]:
         yield node
     finally:
         node.stop()
+
+
+@pytest.fixture
+def node(erl: Erl) -> Iterator[erlnode.Node]:
+    """A Python node sharing the `erl` fixture's cookie, closed after the test."""
+    n = erlnode.Node(random_name("py"), cookie=erl.cookie)
+    try:
+        yield n
+    finally:
+        n.close()

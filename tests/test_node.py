@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from erl import Erl, random_name, wait_until
@@ -25,15 +25,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def node(erl: Erl) -> Iterator[erlnode.Node]:
-    n = erlnode.Node(random_name("py"), cookie=erl.cookie)
-    try:
-        yield n
-    finally:
-        n.close()
 
 
 def echo_forever(mbox: erlnode.Mailbox) -> threading.Thread:

@@ -13,7 +13,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from erl import Erl, random_name, wait_until
@@ -24,15 +24,6 @@ from erlnode import Atom
 HOST = socket.gethostname().split(".")[0]
 EXIT = Atom("EXIT")
 DOWN = Atom("DOWN")
-
-
-@pytest.fixture
-def node(erl: Erl) -> Iterator[erlnode.Node]:
-    n = erlnode.Node(random_name("py"), cookie=erl.cookie)
-    try:
-        yield n
-    finally:
-        n.close()
 
 
 def bind_term(erl: Erl, var: str, term: Any) -> None:

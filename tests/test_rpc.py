@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 import types
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from erl import Erl, random_name, wait_until
@@ -15,15 +15,6 @@ import erlnode
 from erlnode import Atom
 
 HOST = socket.gethostname().split(".")[0]
-
-
-@pytest.fixture
-def node(erl: Erl) -> Iterator[erlnode.Node]:
-    n = erlnode.Node(random_name("py"), cookie=erl.cookie)
-    try:
-        yield n
-    finally:
-        n.close()
 
 
 def div(a: Any, b: Any) -> Any:

@@ -166,12 +166,8 @@ fn decode_inner(r: &mut Reader<'_>, cache: &[Atom]) -> Result<Term, DecodeError>
 
 /// An integer from sign and little-endian magnitude: `Int` when it fits in `i64`.
 pub fn big_to_term(negative: bool, magnitude: &[u8]) -> Term {
-    let significant = magnitude.len() - magnitude.iter().rev().take_while(|&&b| b == 0).count();
-    let magnitude = &magnitude[..significant];
-    if magnitude.len() <= 8 {
-        let mut word = [0u8; 8];
-        word[..magnitude.len()].copy_from_slice(magnitude);
-        let value = u64::from_le_bytes(word);
+    let (magnitude, word) = super::reader::big_magnitude(magnitude);
+    if let Some(value) = word {
         if !negative && value <= i64::MAX as u64 {
             return Term::Int(value as i64);
         }

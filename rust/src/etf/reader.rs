@@ -278,6 +278,19 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A big integer's little-endian magnitude without its high zero bytes, and its value when it
+/// fits in a `u64` (the common case, which needs no arbitrary-precision path).
+pub fn big_magnitude(magnitude: &[u8]) -> (&[u8], Option<u64>) {
+    let significant = magnitude.len() - magnitude.iter().rev().take_while(|&&b| b == 0).count();
+    let magnitude = &magnitude[..significant];
+    if magnitude.len() > 8 {
+        return (magnitude, None);
+    }
+    let mut word = [0u8; 8];
+    word[..magnitude.len()].copy_from_slice(magnitude);
+    (magnitude, Some(u64::from_le_bytes(word)))
+}
+
 /// Inflates the body of a compressed term (after tag 80), refusing a declared size above
 /// `limit` before inflating anything.
 pub fn inflate(reader: &mut Reader<'_>, limit: usize) -> Result<Vec<u8>, DecodeError> {

@@ -404,12 +404,8 @@ fn big_to_py<'py>(
     negative: bool,
     magnitude: &[u8],
 ) -> PyResult<Bound<'py, PyAny>> {
-    let significant = magnitude.len() - magnitude.iter().rev().take_while(|&&b| b == 0).count();
-    let magnitude = &magnitude[..significant];
-    if magnitude.len() <= 8 {
-        let mut word = [0u8; 8];
-        word[..magnitude.len()].copy_from_slice(magnitude);
-        let value = u64::from_le_bytes(word);
+    let (magnitude, word) = etf::reader::big_magnitude(magnitude);
+    if let Some(value) = word {
         if !negative {
             return owned(py, unsafe { ffi::PyLong_FromUnsignedLongLong(value) });
         }
