@@ -686,7 +686,12 @@ impl Inner {
         let connected = match handshake::initiate(&mut stream, &config, peer.as_str()).await {
             Ok(c) => c,
             Err(HandshakeError::LostRace { .. }) => return Err(DialError::LostRace),
-            Err(e) => return Err(DialError::Failed(e.to_string())),
+            Err(e) => {
+                // Refused by the peer (cookie, flags, policy): worth a warning, unlike a node
+                // that is simply not there.
+                log::warn!("handshake with {peer} failed: {e}");
+                return Err(DialError::Failed(e.to_string()));
+            }
         };
         if let Some((name, creation)) = &connected.our_name {
             let mut identity = self.identity.write().unwrap_or_else(|e| e.into_inner());
@@ -801,7 +806,7 @@ impl Inner {
         if let Some(Link::Connecting { .. }) = table.links.get(peer) {
             if let Some(Link::Connecting { queue, waiters }) = table.links.remove(peer) {
                 drop(table);
-                log::warn!("cannot connect to {peer}: {error}");
+                log::info!("cannot connect to {peer}: {error}");
                 if !queue.is_empty() {
                     log::warn!(
                         "dropped {} message(s) for unreachable node {peer}",

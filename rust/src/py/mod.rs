@@ -7,6 +7,7 @@
 
 pub mod codec;
 pub mod errors;
+mod logger;
 pub mod node;
 pub mod terms;
 
@@ -14,6 +15,7 @@ use pyo3::prelude::*;
 
 #[pymodule]
 fn _erlnode(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    logger::install();
     errors::register(m)?;
     terms::register(m)?;
     codec::register(m)?;
