@@ -349,6 +349,9 @@ pub struct Sender {
     flags: u64,
     fragment_size: usize,
     next_sequence: u64,
+    /// What the peer's cache for this direction holds, slot by slot: atoms of control
+    /// messages (node names, registered names) go out as one-byte references once known.
+    cache: Vec<Option<Atom>>,
 }
 
 impl Sender {
@@ -364,6 +367,7 @@ impl Sender {
             flags,
             fragment_size: fragment_size.max(1),
             next_sequence: 1,
+            cache: vec![None; CACHE_SLOTS],
         }
     }
 
@@ -392,8 +396,6 @@ impl Sender {
             return Err(err("message too large for one distribution frame"));
         }
         let (term, reason) = control.to_term(self.flags);
-        let mut head = Vec::with_capacity(64);
-        etf::encode_term_body(&term, &mut head);
         let reason_body = reason.map(|reason| {
             let mut body = Vec::new();
             etf::encode_term_body(&reason, &mut body);
@@ -402,6 +404,8 @@ impl Sender {
         let payload = reason_body.as_deref().or(payload_body);
 
         if self.flags & flags::DIST_HDR_ATOM_CACHE == 0 {
+            let mut head = Vec::with_capacity(64);
+            etf::encode_term_body(&term, &mut head);
             let len = 2 + head.len() + payload.map_or(0, |p| 1 + p.len());
             let mut frame = frame_with_capacity(len);
             frame.extend_from_slice(&[PASS_THROUGH, etf::VERSION]);
@@ -415,11 +419,13 @@ impl Sender {
         }
 
         let payload = payload.unwrap_or(&[]);
-        let total = head.len() + payload.len();
+        let (section, head) = self.cached_control(&term);
+        let total = section.len() + head.len() + payload.len();
         let fragments = self.flags & flags::FRAGMENTS != 0;
         if !fragments || total <= self.fragment_size {
-            let mut frame = frame_with_capacity(3 + total);
-            frame.extend_from_slice(&[etf::VERSION, HEADER, 0]);
+            let mut frame = frame_with_capacity(2 + total);
+            frame.extend_from_slice(&[etf::VERSION, HEADER]);
+            frame.extend_from_slice(&section);
             frame.extend_from_slice(&head);
             frame.extend_from_slice(payload);
             out.push(finish_frame(frame));
@@ -429,18 +435,18 @@ impl Sender {
         // The control message must sit whole in the first fragment.
         let first_payload = self
             .fragment_size
-            .saturating_sub(head.len())
+            .saturating_sub(section.len() + head.len())
             .min(payload.len());
         let rest = &payload[first_payload..];
         let count = 1 + rest.len().div_ceil(self.fragment_size) as u64;
         let seq = self.next_sequence;
         self.next_sequence = self.next_sequence.wrapping_add(1).max(1);
 
-        let mut frame = frame_with_capacity(19 + head.len() + first_payload);
+        let mut frame = frame_with_capacity(18 + section.len() + head.len() + first_payload);
         frame.extend_from_slice(&[etf::VERSION, FRAGMENT_FIRST]);
         frame.extend_from_slice(&seq.to_be_bytes());
         frame.extend_from_slice(&count.to_be_bytes());
-        frame.push(0);
+        frame.extend_from_slice(&section);
         frame.extend_from_slice(&head);
         frame.extend_from_slice(&payload[..first_payload]);
         out.push(finish_frame(frame));
@@ -454,6 +460,91 @@ impl Sender {
         }
         Ok(())
     }
+}
+
+impl Sender {
+    /// The atom-cache section and the control term encoded against it: the atoms at the
+    /// top of the control tuple (and the nodes of its pids, references and ports) become
+    /// ATOM_CACHE_REFs, entered into the peer's cache the first time and referred to after.
+    fn cached_control(&mut self, control: &Term) -> (Vec<u8>, Vec<u8>) {
+        let items: &[Term] = match control {
+            Term::Tuple(items) => items,
+            other => std::slice::from_ref(other),
+        };
+        let mut refs: Vec<&Atom> = Vec::new();
+        for item in items {
+            let atom = match item {
+                Term::Atom(a) => a,
+                Term::Pid(p) => &p.node,
+                Term::Reference(r) => &r.node,
+                Term::Port(p) => &p.node,
+                _ => continue,
+            };
+            if !refs.contains(&atom) {
+                refs.push(atom);
+            }
+        }
+        let n = refs.len();
+        let mut section = vec![0u8; 1 + n / 2 + 1];
+        section[0] = n as u8;
+        let long_atoms = refs.iter().any(|a| a.as_str().len() > 255);
+        let mut entries = Vec::with_capacity(n * 2);
+        for (i, atom) in refs.iter().enumerate() {
+            let slot = cache_slot(atom);
+            let new = self.cache[slot].as_ref() != Some(*atom);
+            if new {
+                self.cache[slot] = Some((*atom).clone());
+            }
+            let nibble = (u8::from(new) << 3) | (slot / 256) as u8;
+            section[1 + i / 2] |= nibble << ((i % 2) * 4);
+            entries.push((slot % 256) as u8);
+            if new {
+                let text = atom.as_str().as_bytes();
+                if long_atoms {
+                    entries.extend_from_slice(&(text.len() as u16).to_be_bytes());
+                } else {
+                    entries.push(text.len() as u8);
+                }
+                entries.extend_from_slice(text);
+            }
+        }
+        if n > 0 {
+            section[1 + n / 2] |= u8::from(long_atoms) << ((n % 2) * 4);
+        } else {
+            section.truncate(1);
+        }
+        section.extend_from_slice(&entries);
+
+        let reference = |out: &mut Vec<u8>, atom: &Atom| match refs.iter().position(|r| *r == atom)
+        {
+            Some(i) => out.extend_from_slice(&[etf::tags::ATOM_CACHE_REF, i as u8]),
+            None => etf::writer::atom(out, atom.as_str()),
+        };
+        let mut head = Vec::with_capacity(32);
+        if let Term::Tuple(_) = control {
+            etf::writer::tuple_header(&mut head, items.len());
+        }
+        for item in items {
+            match item {
+                Term::Atom(a) => reference(&mut head, a),
+                Term::Pid(p) => etf::writer::pid_with(&mut head, p, |o| reference(o, &p.node)),
+                Term::Reference(r) => {
+                    etf::writer::reference_with(&mut head, r, |o| reference(o, &r.node))
+                }
+                Term::Port(p) => etf::writer::port_with(&mut head, p, |o| reference(o, &p.node)),
+                other => etf::encode_term_body(other, &mut head),
+            }
+        }
+        (section, head)
+    }
+}
+
+/// The cache slot of an atom: a hash of its text over the 2048 slots (8 segments of 256).
+fn cache_slot(atom: &Atom) -> usize {
+    let hash = atom.as_str().bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    hash as usize % CACHE_SLOTS
 }
 
 /// A buffer for a frame of `body_len` bytes, its length prefix reserved.
@@ -850,11 +941,24 @@ mod tests {
         assert_eq!(&b[0][..2], &[112, 131]);
         assert_eq!(b[0][b[0].len() - msg.len() - 1], 131);
         out.clear();
-        Sender::new(flags::DIST_HDR_ATOM_CACHE)
-            .encode(&send, Some(&msg), &mut out)
-            .unwrap();
-        assert_eq!(&bodies(&out)[0][..3], &[131, 68, 0]);
-        assert!(bodies(&out)[0].ends_with(&msg));
+        // With the atom cache: '' and the node name are new entries the first time, plain
+        // references after, and the receiver resolves both forms to the same control.
+        let mut tx = Sender::new(flags::DIST_HDR_ATOM_CACHE);
+        tx.encode(&send, Some(&msg), &mut out).unwrap();
+        tx.encode(&send, Some(&msg), &mut out).unwrap();
+        let b = bodies(&out);
+        assert_eq!(&b[0][..3], &[131, 68, 2]);
+        assert_eq!(b[0][3] & 0x88, 0x88, "both entries new");
+        assert_eq!(&b[1][..3], &[131, 68, 2]);
+        assert_eq!(b[1][3] & 0x88, 0, "both entries known");
+        assert!(b[1].len() < b[0].len());
+        let mut rx = Receiver::new();
+        for frame in b {
+            assert!(frame.ends_with(&msg));
+            let got = rx.receive(frame).unwrap().unwrap();
+            assert_eq!(got.control, send);
+        }
+        out.clear();
         // Payload mismatches are refused.
         let mut tx = Sender::new(0);
         assert!(tx.encode(&send, None, &mut out).is_err());

@@ -106,30 +106,45 @@ pub fn map_header(out: &mut Vec<u8>, arity: usize) {
 }
 
 pub fn pid(out: &mut Vec<u8>, pid: &Pid) {
+    pid_with(out, pid, |out| atom(out, pid.node.as_str()));
+}
+
+/// A pid whose node atom `node` writes (inline, or as an atom-cache reference).
+pub fn pid_with(out: &mut Vec<u8>, pid: &Pid, node: impl FnOnce(&mut Vec<u8>)) {
     out.push(tags::NEW_PID);
-    atom(out, pid.node.as_str());
+    node(out);
     out.extend_from_slice(&pid.id.to_be_bytes());
     out.extend_from_slice(&pid.serial.to_be_bytes());
     out.extend_from_slice(&pid.creation.to_be_bytes());
 }
 
 pub fn port(out: &mut Vec<u8>, port: &Port) {
+    port_with(out, port, |out| atom(out, port.node.as_str()));
+}
+
+/// A port whose node atom `node` writes.
+pub fn port_with(out: &mut Vec<u8>, port: &Port, node: impl FnOnce(&mut Vec<u8>)) {
     if let Ok(id) = u32::try_from(port.id) {
         out.push(tags::NEW_PORT);
-        atom(out, port.node.as_str());
+        node(out);
         out.extend_from_slice(&id.to_be_bytes());
     } else {
         out.push(tags::V4_PORT);
-        atom(out, port.node.as_str());
+        node(out);
         out.extend_from_slice(&port.id.to_be_bytes());
     }
     out.extend_from_slice(&port.creation.to_be_bytes());
 }
 
 pub fn reference(out: &mut Vec<u8>, reference: &Reference) {
+    reference_with(out, reference, |out| atom(out, reference.node.as_str()));
+}
+
+/// A reference whose node atom `node` writes.
+pub fn reference_with(out: &mut Vec<u8>, reference: &Reference, node: impl FnOnce(&mut Vec<u8>)) {
     out.push(tags::NEWER_REFERENCE);
     out.extend_from_slice(&(reference.ids.len() as u16).to_be_bytes());
-    atom(out, reference.node.as_str());
+    node(out);
     out.extend_from_slice(&reference.creation.to_be_bytes());
     for id in &reference.ids {
         out.extend_from_slice(&id.to_be_bytes());
