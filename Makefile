@@ -38,8 +38,11 @@ test: build erlang cargo-test pytest
 demo: build erlang
 	$(VPY) examples/messenger/demo.py
 
+# The Python codecs compared with ours are bench-only tools.
 bench: build erlang
+	$(VPY) -m pip install -q erlpack earl-etf erlang-py
 	$(VPY) benches/run.py
+	$(VPY) benches/bench_codec.py 5 --write
 
 lint: $(VENV)/.tools
 	cargo fmt --check

@@ -105,6 +105,9 @@ def contenders() -> dict[
     try:
         import erlang
 
+        if not hasattr(erlang, "OtpErlangAtom"):  # tests/erlang (Erlang sources) shadows it
+            raise ImportError("erlang-py")
+
         def c1o(i: int = 12345) -> Any:
             a = erlang.OtpErlangAtom
             return {
@@ -287,6 +290,31 @@ if pytest is not None:
         assert results[("erlnode", "C1", "decode")] > 0
 
 
+def write_report(text: str, rounds: int) -> None:
+    """Puts the table into BENCHMARKS.md between the codec markers."""
+    import datetime
+    import platform
+
+    path = HERE.parent / "BENCHMARKS.md"
+    begin, end = "<!-- codec:begin -->", "<!-- codec:end -->"
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    block = (
+        f"{begin}\n\nMedians of {rounds} interleaved rounds, {stamp}, Python "
+        f"{platform.python_version()}; command: `.venv/bin/python benches/bench_codec.py "
+        f"{rounds} --write` (run by `make bench`).\n\n{text}\n\n{end}"
+    )
+    doc = path.read_text()
+    if begin in doc and end in doc:
+        doc = doc[: doc.index(begin)] + block + doc[doc.index(end) + len(end) :]
+    else:
+        doc = doc.rstrip() + "\n\n## Codec (C1, C2, C3)\n\n" + block + "\n"
+    path.write_text(doc)
+
+
 if __name__ == "__main__":
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    print(table(measure(rounds)))
+    args = [a for a in sys.argv[1:] if a != "--write"]
+    rounds = int(args[0]) if args else 5
+    report = table(measure(rounds))
+    print(report)
+    if "--write" in sys.argv:
+        write_report(report, rounds)
