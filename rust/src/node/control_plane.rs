@@ -21,9 +21,9 @@ impl Inner {
             Control::Send { to } | Control::SendSender { to, .. } => {
                 self.deliver_payload(&to, payload)
             }
-            Control::RegSend { from, to_name } => {
+            Control::RegSend { to_name, .. } => {
                 if to_name.as_str() == NET_KERNEL {
-                    self.net_kernel(conn, &from, payload);
+                    self.net_kernel(conn, payload);
                     return;
                 }
                 let process = lock(&self.table).names.get(&to_name).cloned();
@@ -103,15 +103,14 @@ impl Inner {
                 }
             }
             Control::MonitorPExit {
-                from,
                 to,
                 reference,
                 reason,
+                ..
             } => {
                 if let Some(p) = self.local_process(&to) {
                     let held = lock(&p.relations).monitoring.remove(&reference);
                     if let Some((target, _)) = held {
-                        let _ = from;
                         p.deliver(down_message(&reference, target, reason));
                     }
                 }
@@ -198,7 +197,7 @@ impl Inner {
 
     /// `net_kernel`'s part of `net_adm:ping`: `{'$gen_call', {From, Tag}, {is_auth, Node}}`
     /// is answered `{Tag, yes}` with the tag echoed exactly (`[alias | Ref]` from OTP 24 on).
-    fn net_kernel(&self, conn: &Arc<Connection>, from: &Pid, payload: Option<Payload>) {
+    fn net_kernel(&self, conn: &Arc<Connection>, payload: Option<Payload>) {
         let Some(payload) = payload else { return };
         let request = match to_message(payload).to_term() {
             Ok(t) => t,
@@ -236,7 +235,6 @@ impl Inner {
             serial: 0,
             creation: self.creation(),
         };
-        let _ = from;
         self.send(
             &me,
             &Dest::Pid(caller.clone()),

@@ -171,14 +171,10 @@ pub struct Node {
 impl Node {
     /// Starts a node: listens, registers with EPMD (serving EPMD itself when none runs).
     pub fn start(config: NodeConfig) -> Result<Node, NodeError> {
-        let (name, named, long_names) = match &config.name {
-            Some(n) => {
-                let (full, long) = names::full_name(n).map_err(NodeError::Config)?;
-                (full, true, long)
-            }
-            None => ("nonode@nohost".to_string(), false, false),
+        let (name, named) = match &config.name {
+            Some(n) => (names::full_name(n).map_err(NodeError::Config)?.0, true),
+            None => ("nonode@nohost".to_string(), false),
         };
-        let _ = long_names;
         let cookie = match &config.cookie {
             Some(c) => c.clone(),
             None => names::default_cookie()

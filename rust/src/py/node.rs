@@ -264,12 +264,7 @@ impl PyNode {
     }
 
     /// Sends from an anonymous pid of this node.
-    fn send(
-        &self,
-        py: Python<'_>,
-        dest: &Bound<'_, PyAny>,
-        message: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
+    fn send(&self, dest: &Bound<'_, PyAny>, message: &Bound<'_, PyAny>) -> PyResult<()> {
         let from = {
             let mut anon = lock(&self.anonymous);
             if anon.is_none() {
@@ -277,7 +272,7 @@ impl PyNode {
             }
             anon.as_ref().map(|p| p.pid.clone()).expect("just set")
         };
-        send_from(py, &self.node, &from, dest, message)
+        send_from(&self.node, &from, dest, message)
     }
 
     /// `net_adm:ping`: True when the peer answers `yes`.
@@ -398,7 +393,6 @@ fn parse_dest(dest: &Bound<'_, PyAny>) -> PyResult<Dest> {
 }
 
 fn send_from(
-    py: Python<'_>,
     node: &Node,
     from: &Pid,
     dest: &Bound<'_, PyAny>,
@@ -407,7 +401,6 @@ fn send_from(
     let dest = parse_dest(dest)?;
     let mut body = Vec::with_capacity(64);
     encode_body(message, &mut body)?;
-    let _ = py;
     node.send(from, &dest, bytes::Bytes::from(body))
         .map_err(node_error)
 }
@@ -444,24 +437,17 @@ impl PyMailbox {
         self.process().is_closed()
     }
 
-    fn register(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+    fn register(&self, name: &str) -> PyResult<()> {
         self.node
             .get()
             .node
             .register(self.process(), name)
-            .map_err(node_error)?;
-        let _ = py;
-        Ok(())
+            .map_err(node_error)
     }
 
-    fn send(
-        &self,
-        py: Python<'_>,
-        dest: &Bound<'_, PyAny>,
-        message: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
+    fn send(&self, dest: &Bound<'_, PyAny>, message: &Bound<'_, PyAny>) -> PyResult<()> {
         let node = &self.node.get().node;
-        send_from(py, node, &self.process().pid, dest, message)
+        send_from(node, &self.process().pid, dest, message)
     }
 
     /// Sends every message of `messages` to `dest`, in order: `send` in a loop, for less.
