@@ -116,9 +116,12 @@ ECHO_CORPUS = r"""
 def test_echo_of_a_varied_corpus_is_exact(erl: Erl, node: erlnode.Node) -> None:
     mbox = node.mailbox("echo")
     echo_forever(mbox)
+    # The codec corpus (200+ terms made by Erlang) and a few node-specific ones, each sent
+    # through distribution (atom cache, fragments for the big ones) and echoed back.
+    assert erl.eval("length(codec_corpus:terms())") >= 200
     bad = erl.eval(
         f"""
-        Terms = {ECHO_CORPUS},
+        Terms = codec_corpus:terms() ++ {ECHO_CORPUS},
         [T || T <- Terms,
               begin {{echo, '{node.name}'}} ! {{self(), T}},
                     receive R -> R =/= T after 10000 -> true end
