@@ -6,6 +6,7 @@ fails the test instead of blocking it.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -59,7 +60,7 @@ def test_python_connects_and_erlang_global_syncs(erl: Erl, visible: erlnode.Node
     assert visible.ping(erl.name)
     sync(erl)
     assert erl_nodes(erl) == [visible.name]
-    assert erl.name in visible._global.synced_nodes()  # type: ignore[union-attr]
+    assert wait_until(lambda: erl.name in visible._global.synced_nodes())  # type: ignore[union-attr]
     assert_quiet(erl)
 
 
@@ -187,3 +188,27 @@ def test_hidden_node_gets_no_global_traffic(erl: Erl) -> None:
         with pytest.raises(TimeoutError):
             spy.receive(timeout=1.0)
         assert hidden._global is None
+
+
+def test_two_sessions_at_once(erl: Erl, erl2: Erl, visible: erlnode.Node) -> None:
+    # Two unconnected Erlang nodes start a session with us at the same time: their lockers
+    # compete for global's lock here; one waits for the other, and both complete.
+    results: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda e=e: results.append(visible.ping(e.name)))
+        for e in (erl, erl2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert results == [True, True]
+    sync(erl)
+    sync(erl2)
+    both = sorted([erl.name, erl2.name])
+    assert wait_until(lambda: visible._global.synced_nodes() == both)  # type: ignore[union-attr]
+    # We are no bridge: they stay unconnected to each other.
+    assert erl_nodes(erl) == [visible.name]
+    assert erl_nodes(erl2) == [visible.name]
+    assert_quiet(erl)
+    assert_quiet(erl2)
