@@ -115,7 +115,12 @@ class GlobalServer:
     def _on_message(self, msg: Any) -> None:
         try:
             with self._lock:
-                if is_tuple(msg, 3) and is_atom(msg[0], _GEN_CALL) and is_tuple(msg[1], 2):
+                if (
+                    is_tuple(msg, 3)
+                    and is_atom(msg[0], _GEN_CALL)
+                    and is_tuple(msg[1], 2)
+                    and isinstance(msg[1][0], Pid)
+                ):
                     caller, tag = msg[1]
                     self._send(caller, (tag, self._call(msg[2], caller)))
                 elif is_tuple(msg, 2) and is_atom(msg[0], _GEN_CAST):
