@@ -9,7 +9,7 @@ import threading
 import weakref
 from typing import Any, AsyncIterator, Callable, Iterable, Optional, TypeVar, Union
 
-from . import _erlnode, _rpc
+from . import _erlnode, _global, _rpc
 from ._erlnode import NativeMailbox, NativeNode
 from ._terms import Atom
 
@@ -247,7 +247,7 @@ class Node:
     Erlang (see `expose`).
     """
 
-    __slots__ = ("_native", "_server", "__weakref__")
+    __slots__ = ("_native", "_server", "_global", "__weakref__")
 
     def __init__(
         self,
@@ -279,6 +279,14 @@ class Node:
         except BaseException:
             self._native.close()
             raise
+        # A visible node is a member for OTP's `global`: answer its protocol (see _global).
+        self._global: Optional[_global.GlobalServer] = None
+        if not hidden:
+            try:
+                self._global = _global.GlobalServer(self)
+            except BaseException:
+                self.close()
+                raise
         with _live_lock:
             _live_nodes.add(self)
 
@@ -457,6 +465,8 @@ class Node:
 
     def close(self) -> None:
         """Closes every mailbox (links and monitors fire), every connection, and unregisters."""
+        if self._global is not None:
+            self._global.close()
         self._native.close()
         self._server.shutdown()
 
