@@ -337,3 +337,19 @@ def test_send_many_keeps_order_to_erlang_and_python(erl: Erl, node: erlnode.Node
         while len(received) < 500:
             received.extend(sink.receive_many(timeout=10))
         assert received == list(range(500))
+
+
+def test_disconnect_fires_links_and_monitors(erl: Erl, node: erlnode.Node) -> None:
+    mbox = node.mailbox()
+    erl.eval("P = spawn(fun() -> receive stop -> ok end end)")
+    target = erl.eval("P")
+    mbox.link(target)
+    mbox.monitor(target)
+    # Signals are asynchronous: wait until the link has reached P.
+    assert wait_until(lambda: erl.eval("process_info(P, links)")[1] != [], timeout=5)
+    assert node.disconnect(erl.name)
+    assert not node.disconnect(erl.name)
+    assert erl.name not in node.connected_nodes()
+    got = {mbox.receive(timeout=5)[0] for _ in range(2)}
+    assert got == {Atom("EXIT"), Atom("DOWN")}
+    assert wait_until(lambda: Atom(node.name) not in erl.eval("nodes(hidden)"), timeout=5)

@@ -310,17 +310,9 @@ class GlobalServer:
         # prevent_overlapping_partitions: `node` heard that a node we are synced with lost
         # us, has already forgotten us, and asks us to take the connection down. Keeping it
         # would leave us in its nodes() but not in its global state: its global:sync() would
-        # wait for us forever. The node API has no disconnect, so `node` itself is asked to
-        # do it, through its rex server (the message of rpc:cast).
+        # wait for us forever.
         self._forget(node)
-        request = (
-            Atom("cast"),
-            Atom("erlang"),
-            Atom("disconnect_node"),
-            [self._us()],
-            self._mbox.pid,
-        )
-        self._send(("rex", node), (_GEN_CAST, request))
+        self._mbox.node.disconnect(node)
 
     def _forget(self, node: str) -> None:
         self._sessions.pop(node, None)

@@ -336,6 +336,13 @@ class Node:
             self._server.install()  # a NAME_ME node has its name now
         return pong
 
+    def disconnect(self, node: str) -> bool:
+        """Closes the connection to `node` (`erlang:disconnect_node/1`); False if there was none.
+
+        Links across it exit with `noconnection` and monitors fire, as when the peer goes away.
+        """
+        return self._native.disconnect(node)
+
     def connected_nodes(self) -> list[str]:
         """Names of the nodes this node has a live connection to."""
         return self._native.connected_nodes()

@@ -414,6 +414,18 @@ impl Node {
             .collect()
     }
 
+    /// Closes the connection to `peer` (`erlang:disconnect_node/1`): links across it exit
+    /// with `noconnection`, monitors fire. False if there was no connection.
+    pub fn disconnect(&self, peer: &str) -> bool {
+        let conn = match lock(&self.inner.table).links.get(&Atom::new(peer)) {
+            Some(Link::Up(conn)) => conn.clone(),
+            _ => return false,
+        };
+        conn.shutdown();
+        self.inner.connection_lost(&conn, "disconnected by this node");
+        true
+    }
+
     /// Connects to `peer` if not connected; true once connected. Blocks the calling thread
     /// (which must not be a runtime thread).
     pub fn connect(&self, peer: &str, timeout: Duration) -> Result<bool, NodeError> {

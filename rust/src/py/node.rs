@@ -283,6 +283,11 @@ impl PyNode {
             .map_err(node_error)
     }
 
+    /// `erlang:disconnect_node/1`: False if not connected.
+    fn disconnect(&self, py: Python<'_>, node: &str) -> bool {
+        py.detach(|| self.node.disconnect(node))
+    }
+
     fn connected_nodes(&self) -> Vec<String> {
         let mut nodes: Vec<String> = self
             .node
