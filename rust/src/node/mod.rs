@@ -422,7 +422,8 @@ impl Node {
             _ => return false,
         };
         conn.shutdown();
-        self.inner.connection_lost(&conn, "disconnected by this node");
+        self.inner
+            .connection_lost(&conn, "disconnected by this node");
         true
     }
 
