@@ -2,8 +2,9 @@
 //!
 //! Sending writes straight to the socket from the sending thread when nothing is queued (no
 //! thread hop, so a reply leaves as soon as Python sends it); whatever the socket does not take
-//! at once waits in the outbox for the writer task, which writes it in order and gives the
-//! socket back to direct writers once the queue is empty. The writer also sends a tick when
+//! at once, and the rest of a burst of sends, waits in the outbox for the writer task, which
+//! writes it in order, many frames per system call, and gives the socket back to direct
+//! writers once the queue is empty. The writer also sends a tick when
 //! nothing was written for a tick period. The reader cuts frames, hands them to the
 //! connection's [`Receiver`] (distribution header, atom cache, fragments) and routes them.
 //! Neither task ever touches Python.
@@ -24,12 +25,18 @@ use tokio::sync::Notify;
 /// The largest frame we accept (a peer without FRAGMENTS sends big messages whole).
 const MAX_FRAME: usize = 1 << 30;
 
+/// Sends closer together than this form a burst: after the first, they go through the
+/// writer task, which writes what piled up in one system call, instead of one write each.
+const BURST_GAP: Duration = Duration::from_micros(10);
+
 #[derive(Default)]
 struct Outbox {
     queue: VecDeque<Bytes>,
     /// The writer task owns the socket until it has emptied the queue.
     writer_busy: bool,
     closed: bool,
+    /// When a sending thread last wrote to the socket itself.
+    last_direct: Option<Instant>,
 }
 
 /// What the senders and the writer task share.
@@ -62,7 +69,12 @@ impl Output {
             return false;
         }
         let mut frames = frames.into_iter();
-        if !out.writer_busy && out.queue.is_empty() {
+        let now = Instant::now();
+        let in_burst = out
+            .last_direct
+            .is_some_and(|t| now.duration_since(t) < BURST_GAP);
+        if !out.writer_busy && out.queue.is_empty() && !in_burst {
+            out.last_direct = Some(now);
             if let Some(socket) = &self.direct {
                 for frame in frames.by_ref() {
                     let written = write_some(socket, &frame);
