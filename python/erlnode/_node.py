@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import os
 import threading
 import weakref
-from typing import Any, AsyncIterator, Callable, Iterable, Optional, TypeVar, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Optional,
+    TypeVar,
+    Union,
+)
 
-from . import _erlnode, _global, _rpc
+from . import _erlnode, _rpc
 from ._erlnode import NativeMailbox, NativeNode
+
+if TYPE_CHECKING:  # asyncio and global are imported when first used: `import erlnode` stays fast
+    import asyncio
+
+    from . import _global
 from ._terms import Atom
 
 #: Where a message can go: a `Pid`, a registered name on this node, or `(name, node)`.
@@ -139,6 +152,8 @@ class Mailbox:
         message = self._native.try_receive(_EMPTY)
         if message is not _EMPTY:
             return message
+        import asyncio
+
         loop = asyncio.get_running_loop()
         waker = self._waker
         if waker is None or waker.loop is not loop:
@@ -283,6 +298,8 @@ class Node:
         self._global: Optional[_global.GlobalServer] = None
         if not hidden:
             try:
+                from . import _global
+
                 self._global = _global.GlobalServer(self)
             except BaseException:
                 self.close()

@@ -14,13 +14,11 @@ Exposed functions run on a thread pool: the node's dispatcher thread only hands 
 
 from __future__ import annotations
 
-import inspect
 import logging
 import sys
 import threading
 import time
 import types
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping, Optional, Union
 
 from ._erlnode import EncodeError, NativeMailbox, NativeNode, NodeClosedError, Pid
@@ -284,6 +282,8 @@ def _module_functions(functions: Functions) -> dict[str, Callable[..., Any]]:
 
 def _accepts(fn: Callable[..., Any], arity: int) -> bool:
     try:
+        import inspect
+
         signature = inspect.signature(fn)
     except (TypeError, ValueError):
         return True  # some builtins have no signature: let the call decide
@@ -328,6 +328,8 @@ class RpcServer:
         self._native = native
         self._lock = threading.Lock()
         self._modules: dict[str, dict[str, Callable[..., Any]]] = {}
+        from concurrent.futures import ThreadPoolExecutor
+
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="erlnode-rpc")
         self._spawner: Optional[NativeMailbox] = None
         self._rex: Optional[NativeMailbox] = None
