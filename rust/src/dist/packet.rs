@@ -302,10 +302,63 @@ fn pass_through(frame: Bytes) -> Result<Incoming, DistError> {
 
 /// Control and optional message, without version bytes, as in a `131,68` frame.
 fn message(data: Bytes, atoms: Arc<[Atom]>) -> Result<Incoming, DistError> {
+    if let Some((control, at)) = plain_send(&data, &atoms) {
+        return Ok(Incoming {
+            control,
+            payload: Some(Payload {
+                body: data.slice(at..),
+                atoms,
+            }),
+        });
+    }
     let mut r = Reader::new(&data);
     let control = decode_term(&mut r, &atoms)?;
     let payload = (r.remaining() != 0).then(|| data.slice(r.position()..));
     finish(control, payload, atoms)
+}
+
+/// The hot path: a message send (`{22, From, To}`, `{2, '', To}` or `{6, From, '', Name}`)
+/// followed by its message, read straight from the bytes without building a [`Term`]. Returns
+/// the control and where the message starts, or None for anything else (which then takes the
+/// general path, errors included).
+fn plain_send(data: &[u8], atoms: &[Atom]) -> Option<(Control, usize)> {
+    use etf::tags;
+    let mut r = Reader::new(data);
+    let pid = |r: &mut Reader<'_>| match r.u8().ok()? {
+        tag @ (tags::NEW_PID | tags::PID) => r.pid(tag, atoms).ok(),
+        _ => None,
+    };
+    let atom = |r: &mut Reader<'_>| r.atom(atoms).ok();
+    if r.u8().ok()? != tags::SMALL_TUPLE {
+        return None;
+    }
+    let arity = r.u8().ok()?;
+    if r.u8().ok()? != tags::SMALL_INTEGER {
+        return None;
+    }
+    let control = match (arity, r.u8().ok()? as i64) {
+        (3, control::SEND_SENDER) => {
+            let from = pid(&mut r)?;
+            Control::SendSender {
+                from,
+                to: pid(&mut r)?,
+            }
+        }
+        (3, control::SEND) => {
+            atom(&mut r)?;
+            Control::Send { to: pid(&mut r)? }
+        }
+        (4, control::REG_SEND) => {
+            let from = pid(&mut r)?;
+            atom(&mut r)?;
+            Control::RegSend {
+                from,
+                to_name: atom(&mut r)?,
+            }
+        }
+        _ => return None,
+    };
+    (r.remaining() > 0).then_some((control, r.position()))
 }
 
 fn finish(

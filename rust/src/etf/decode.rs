@@ -83,7 +83,7 @@ fn decode_inner(r: &mut Reader<'_>, cache: &[Atom]) -> Result<Term, DecodeError>
         | tags::SMALL_ATOM
         | tags::ATOM_UTF8
         | tags::SMALL_ATOM_UTF8
-        | tags::ATOM_CACHE_REF => Term::Atom(Atom::new(&r.atom_text(tag, cache)?)),
+        | tags::ATOM_CACHE_REF => Term::Atom(r.atom_body(tag, cache)?),
         tags::SMALL_TUPLE | tags::LARGE_TUPLE => {
             let arity = if tag == tags::SMALL_TUPLE {
                 r.u8()? as u64

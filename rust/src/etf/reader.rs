@@ -174,6 +174,21 @@ impl<'a> Reader<'a> {
     /// Reads a tag and an atom.
     pub fn atom(&mut self, cache: &[Atom]) -> Result<Atom, DecodeError> {
         let tag = self.u8()?;
+        self.atom_body(tag, cache)
+    }
+
+    /// An atom whose tag has been read; a cache reference shares the cached atom.
+    pub fn atom_body(&mut self, tag: u8, cache: &[Atom]) -> Result<Atom, DecodeError> {
+        if tag == tags::ATOM_CACHE_REF {
+            let at = self.pos.saturating_sub(1);
+            let index = self.u8()? as usize;
+            return cache.get(index).cloned().ok_or_else(|| {
+                self.error_at(
+                    at,
+                    format!("atom cache reference {index} is not in this message's header"),
+                )
+            });
+        }
         Ok(Atom::new(&self.atom_text(tag, cache)?))
     }
 
