@@ -296,3 +296,12 @@ def test_subclasses_encode_as_their_base() -> None:
     assert rt(Point(1, 2)) == (1, 2)
     assert rt(collections.OrderedDict(a=1)) == {"a": 1}
     assert rt(type("S", (str,), {})("hi")) == "hi"
+
+
+def test_latin1_atom_bytes_never_hit_a_utf8_cache_entry() -> None:
+    # The atom cache is keyed by UTF-8 bytes; Latin-1 bytes that happen to match a cached
+    # non-ASCII UTF-8 atom must still decode as their own Latin-1 text.
+    assert erlnode.decode(bytes([131, 119, 3]) + "éa".encode()) == "éa"
+    latin1 = erlnode.decode(bytes([131, 100, 0, 3, 0xC3, 0xA9, 0x61]))
+    assert latin1 == "Ã©a" and isinstance(latin1, erlnode.Atom)
+    assert erlnode.decode(bytes([131, 115, 2, 0xE9, 0x61])) == "éa"

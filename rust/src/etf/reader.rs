@@ -154,21 +154,48 @@ impl<'a> Reader<'a> {
         };
         let raw = self.bytes(len)?;
         if utf8 {
-            let text = std::str::from_utf8(raw)
-                .map_err(|_| self.error_at(start, "atom is not valid UTF-8"))?;
-            if len > MAX_ATOM_CHARS && text.chars().count() > MAX_ATOM_CHARS {
-                return Err(self.error_at(start, "atom is longer than 255 characters"));
-            }
-            Ok(Cow::Borrowed(text))
+            Ok(Cow::Borrowed(self.utf8_atom_text(raw, start)?))
         } else {
-            if len > MAX_ATOM_CHARS {
-                return Err(self.error_at(start, "atom is longer than 255 characters"));
-            }
-            match std::str::from_utf8(raw) {
-                Ok(text) if raw.is_ascii() => Ok(Cow::Borrowed(text)),
-                _ => Ok(Cow::Owned(raw.iter().map(|&b| b as char).collect())),
-            }
+            self.latin1_atom_text(raw, start)
         }
+    }
+
+    /// The bytes of an atom (ATOM, SMALL_ATOM, ATOM_UTF8, SMALL_ATOM_UTF8) whose tag has been
+    /// read, not yet checked: a caller that has seen these exact bytes before may skip the
+    /// checks of [`Reader::utf8_atom_text`] / [`Reader::latin1_atom_text`].
+    pub fn atom_bytes(&mut self, tag: u8) -> Result<&'a [u8], DecodeError> {
+        let len = if matches!(tag, tags::SMALL_ATOM_UTF8 | tags::SMALL_ATOM) {
+            self.u8()? as usize
+        } else {
+            self.u16()? as usize
+        };
+        self.bytes(len)
+    }
+
+    /// The text of a Latin-1 atom (ATOM_EXT, SMALL_ATOM_EXT); `start` is where its tag was.
+    pub fn latin1_atom_text<'b>(
+        &self,
+        raw: &'b [u8],
+        start: usize,
+    ) -> Result<Cow<'b, str>, DecodeError> {
+        if raw.len() > MAX_ATOM_CHARS {
+            return Err(self.error_at(start, "atom is longer than 255 characters"));
+        }
+        match std::str::from_utf8(raw) {
+            Ok(text) if raw.is_ascii() => Ok(Cow::Borrowed(text)),
+            _ => Ok(Cow::Owned(raw.iter().map(|&b| b as char).collect())),
+        }
+    }
+
+    /// Checks a UTF-8 atom's bytes (valid UTF-8, at most 255 characters); `start` is where
+    /// its tag was, for the error.
+    pub fn utf8_atom_text<'b>(&self, raw: &'b [u8], start: usize) -> Result<&'b str, DecodeError> {
+        let text = std::str::from_utf8(raw)
+            .map_err(|_| self.error_at(start, "atom is not valid UTF-8"))?;
+        if raw.len() > MAX_ATOM_CHARS && text.chars().count() > MAX_ATOM_CHARS {
+            return Err(self.error_at(start, "atom is longer than 255 characters"));
+        }
+        Ok(text)
     }
 
     /// Reads a tag and an atom.

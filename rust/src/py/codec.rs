@@ -137,11 +137,31 @@ impl<'a, 'py> Decoder<'a, 'py> {
                 owned(py, unsafe { ffi::PyFloat_FromDouble(f) })?
             }
             tags::FLOAT => owned(py, unsafe { ffi::PyFloat_FromDouble(self.r.old_float()?) })?,
-            tags::ATOM
-            | tags::SMALL_ATOM
-            | tags::ATOM_UTF8
-            | tags::SMALL_ATOM_UTF8
-            | tags::ATOM_CACHE_REF => {
+            tags::SMALL_ATOM_UTF8 | tags::ATOM_UTF8 | tags::SMALL_ATOM | tags::ATOM => {
+                // Known bytes skip the checks and go straight to the cached object. Latin-1
+                // bytes name the same atom as UTF-8 ones only when they are ASCII.
+                let raw = self.r.atom_bytes(tag)?;
+                let utf8 = matches!(tag, tags::SMALL_ATOM_UTF8 | tags::ATOM_UTF8);
+                let known = if utf8 || raw.is_ascii() {
+                    self.atoms.cached(py, raw)
+                } else {
+                    None
+                };
+                match (raw, known) {
+                    (b"true", _) => unsafe { Bound::from_borrowed_ptr(py, ffi::Py_True()) },
+                    (b"false", _) => unsafe { Bound::from_borrowed_ptr(py, ffi::Py_False()) },
+                    (_, Some(atom)) => atom,
+                    (_, None) if utf8 => {
+                        let text = self.r.utf8_atom_text(raw, start)?;
+                        self.atoms.get(py, text)?
+                    }
+                    (_, None) => {
+                        let text = self.r.latin1_atom_text(raw, start)?;
+                        self.atoms.get(py, &text)?
+                    }
+                }
+            }
+            tags::ATOM_CACHE_REF => {
                 let text = self.r.atom_text(tag, self.cache)?;
                 match &*text {
                     "true" => unsafe { Bound::from_borrowed_ptr(py, ffi::Py_True()) },

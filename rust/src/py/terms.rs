@@ -356,7 +356,8 @@ impl FxHasher {
     }
 }
 
-type AtomMap = HashMap<Box<str>, Py<PyAny>, BuildHasherDefault<FxHasher>>;
+/// Keyed by the atom's UTF-8 bytes, so a decoder that finds them here skips validating them.
+type AtomMap = HashMap<Box<[u8]>, Py<PyAny>, BuildHasherDefault<FxHasher>>;
 
 /// Decoded atoms are shared objects: one `Atom` per text, so decoding `ok` a million times
 /// allocates nothing and map lookups hit the cached hash.
@@ -387,18 +388,23 @@ impl AtomMaker {
     }
 
     pub fn get<'py>(&mut self, py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
-        if let Some(guard) = self.guard.as_mut() {
-            let map = guard.get_or_insert_with(AtomMap::default);
-            if let Some(atom) = map.get(text) {
-                return Ok(atom.bind(py).clone());
-            }
-            let atom = self.class.bind(py).call1((text,))?;
-            if map.len() < ATOM_CACHE_LIMIT {
-                map.insert(text.into(), atom.clone().unbind());
-            }
+        if let Some(atom) = self.cached(py, text.as_bytes()) {
             return Ok(atom);
         }
-        self.class.bind(py).call1((text,))
+        let atom = self.class.bind(py).call1((text,))?;
+        if let Some(guard) = self.guard.as_mut() {
+            let map = guard.get_or_insert_with(AtomMap::default);
+            if map.len() < ATOM_CACHE_LIMIT {
+                map.insert(text.as_bytes().into(), atom.clone().unbind());
+            }
+        }
+        Ok(atom)
+    }
+
+    /// The cached atom whose UTF-8 text is exactly `raw`, if any (only checked text gets in).
+    pub fn cached<'py>(&mut self, py: Python<'py>, raw: &[u8]) -> Option<Bound<'py, PyAny>> {
+        let map = self.guard.as_mut()?.as_ref()?;
+        map.get(raw).map(|atom| atom.bind(py).clone())
     }
 }
 
