@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from py_remote import make_handler
-from run import PY, RESULTS, BenchError, Cluster, Driver
+from run import PY, RESULTS, BenchError, Child, Cluster, Driver
 
 import erlnode
 from erlnode import Atom
@@ -120,6 +120,21 @@ def w1_rounds(driver: Driver, node: str, n: int, rounds: int) -> list[float]:
     return [driver.request(f"{{w1, '{node}', {n}}}")["rate"] for _ in range(rounds)]
 
 
+def record_during_w1(
+    cluster: Cluster, name: str, args: list[str], driver: Driver, node: str, n: int, rounds: int
+) -> Child:
+    """Runs a profiler (`args`) while W1 runs, then stops it with SIGINT; returns its child."""
+    recorder = cluster.spawn(name, args)
+    time.sleep(1.0)
+    w1_rounds(driver, node, n, rounds)
+    recorder.popen.send_signal(signal.SIGINT)
+    try:
+        recorder.popen.wait(timeout=30)
+    finally:
+        recorder.stop()
+    return recorder
+
+
 def over_network(cluster: Cluster, driver: Driver, n: int, rounds: int) -> list[str]:
     out = ["## 2. W1 over the network: the remote's CPU per message, by thread", ""]
     out.append(
@@ -173,14 +188,7 @@ def py_spy(cluster: Cluster, driver: Driver, n: int, rounds: int) -> list[str]:
             raw.unlink(missing_ok=True)
             args = [spy, "record", *native, "--rate", "1000", "--format", "raw"]
             args += ["--output", str(raw), "--pid", str(remote.pid)]
-            recorder = cluster.spawn("py-spy", args)
-            time.sleep(1.0)
-            w1_rounds(driver, node, n, rounds)
-            recorder.popen.send_signal(signal.SIGINT)
-            try:
-                recorder.popen.wait(timeout=30)
-            finally:
-                recorder.stop()
+            recorder = record_during_w1(cluster, "py-spy", args, driver, node, n, rounds)
             if raw.exists():
                 out.append(f"Options: `{' '.join(native) or '(Python frames only)'}`.")
                 break
@@ -221,16 +229,10 @@ def perf(cluster: Cluster, driver: Driver, n: int, rounds: int) -> list[str]:
     remote = cluster.py_remote("plain")
     node = remote.wait_line("READY ", 30)
     driver.request(f"{{warm, '{node}'}}")
-    recorder = cluster.spawn(
-        "perf", ["perf", "record", "-q", "-F", "2000", "-o", str(data), "-p", str(remote.pid)]
-    )
-    time.sleep(1.0)
-    w1_rounds(driver, node, n, rounds)
-    recorder.popen.send_signal(signal.SIGINT)
+    args = ["perf", "record", "-q", "-F", "2000", "-o", str(data), "-p", str(remote.pid)]
     try:
-        recorder.popen.wait(timeout=30)
+        record_during_w1(cluster, "perf", args, driver, node, n, rounds)
     finally:
-        recorder.stop()
         remote.stop()
     report = subprocess.run(
         ["perf", "report", "-i", str(data), "--stdio", "--no-children", "--sort", "comm,sym"],

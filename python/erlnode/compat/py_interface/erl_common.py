@@ -90,10 +90,13 @@ def SetLogFile(fileName: str) -> None:
 
 def Log(text: str) -> None:
     """Appends a line to the log file set with SetLogFile (nothing when none is set)."""
-    if _logFileName is None:
-        return
+    if _logFileName is not None:
+        _append_line(_logFileName, text)
+
+
+def _append_line(fileName: str, text: str) -> None:
     try:
-        with open(_logFileName, "a") as f:
+        with open(fileName, "a") as f:
             f.write(text + "\n")
     except OSError:
         # Logging must never take the program down.
@@ -130,12 +133,8 @@ def DebugHex(module: str, txt: str, msg: bytes) -> None:
 def _DebugEmitText(txt: str) -> None:
     if _debugFileName is None:
         print(txt)
-        return
-    try:
-        with open(_debugFileName, "a") as f:
-            f.write(txt + "\n")
-    except OSError:
-        pass
+    else:
+        _append_line(_debugFileName, txt)
 
 
 def _HexDump(data: bytes) -> str:
