@@ -1,22 +1,24 @@
 //! Both handshake directions and frame parsing against a real `erl` (OTP 25+).
 //!
-//! Each test starts its own `erl -sname` node with a random name and cookie (stopped on
-//! drop) and talks to the system EPMD directly with the two requests it needs.
+//! Each test starts its own embedded EPMD on a free port and its own `erl` node with a random
+//! name and cookie (stopped on drop), pointed at that EPMD with `ERL_EPMD_PORT`, so nothing
+//! depends on a system `epmd` being up (a clean CI machine has none).
 
 use super::handshake::{self, Arbiter, HandshakeConfig, PeerState};
 use super::packet::{Receiver, Sender, TICK};
 use super::{flags, Control};
+use crate::epmd::client::{self as epmd_client, Registration};
+use crate::epmd::server::EmbeddedEpmd;
 use crate::etf::decode::decode_term;
 use crate::etf::reader::Reader;
 use crate::etf::{self, Atom, Pid, Reference, Term};
 use bytes::Bytes;
 use std::io::Read;
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-const EPMD: &str = "127.0.0.1:4369";
 
 /// Whether `erl` can run here; without it the test is skipped, except under CI.
 fn have_erl() -> bool {
@@ -62,9 +64,12 @@ struct Erl {
 }
 
 impl Erl {
-    /// Without `sname`, `eval` must start distribution itself.
-    fn start(sname: Option<&str>, cookie: &str, eval: Option<&str>) -> Erl {
+    /// Without `sname`, `eval` must start distribution itself. The node registers with the
+    /// EPMD at `epmd` and never starts one of its own.
+    fn start(epmd: SocketAddr, sname: Option<&str>, cookie: &str, eval: Option<&str>) -> Erl {
         let mut cmd = Command::new("erl");
+        cmd.env("ERL_EPMD_PORT", epmd.port().to_string());
+        cmd.args(["-start_epmd", "false"]);
         if let Some(sname) = sname {
             cmd.args(["-sname", sname]);
         }
@@ -108,48 +113,32 @@ impl Drop for Erl {
     }
 }
 
-/// PORT_PLEASE2: the distribution port of `alive`, once it is registered.
-async fn port_please(alive: &str) -> Option<u16> {
-    let mut s = TcpStream::connect(EPMD).await.ok()?;
-    let mut req = ((1 + alive.len()) as u16).to_be_bytes().to_vec();
-    req.push(122);
-    req.extend_from_slice(alive.as_bytes());
-    s.write_all(&req).await.ok()?;
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).await.ok()?;
-    match resp.as_slice() {
-        [119, 0, hi, lo, ..] => Some(u16::from_be_bytes([*hi, *lo])),
-        _ => None,
-    }
+/// An EPMD of the test's own on a free loopback port.
+async fn own_epmd() -> EmbeddedEpmd {
+    EmbeddedEpmd::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("bind an embedded EPMD")
 }
 
-async fn wait_for_port(alive: &str) -> u16 {
+/// The distribution port of `alive`, once it is registered.
+async fn wait_for_port(epmd: SocketAddr, alive: &str) -> u16 {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Some(port) = port_please(alive).await {
-            return port;
+        if let Ok(Some(info)) = epmd_client::port_please(epmd, alive).await {
+            return info.port;
         }
         assert!(Instant::now() < deadline, "erl never registered with epmd");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-/// ALIVE2 as a hidden node; the registration lasts as long as the returned socket.
-async fn register(alive: &str, port: u16) -> (TcpStream, u32) {
-    let mut body = vec![120];
-    body.extend_from_slice(&port.to_be_bytes());
-    body.extend_from_slice(&[72, 0, 0, 6, 0, 5]);
-    body.extend_from_slice(&(alive.len() as u16).to_be_bytes());
-    body.extend_from_slice(alive.as_bytes());
-    body.extend_from_slice(&[0, 0]);
-    let mut req = (body.len() as u16).to_be_bytes().to_vec();
-    req.extend_from_slice(&body);
-    let mut s = TcpStream::connect(EPMD).await.unwrap();
-    s.write_all(&req).await.unwrap();
-    let mut resp = [0u8; 6];
-    s.read_exact(&mut resp).await.unwrap();
-    assert_eq!(&resp[..2], &[118, 0], "epmd refused the registration");
-    (s, u32::from_be_bytes(resp[2..].try_into().unwrap()))
+/// Registers as a hidden node; the registration lasts as long as the returned value.
+async fn register(epmd: SocketAddr, alive: &str, port: u16) -> (Registration, u32) {
+    let registration = epmd_client::register(epmd, alive, port, true)
+        .await
+        .expect("epmd refused the registration");
+    let creation = registration.creation;
+    (registration, creation)
 }
 
 async fn read_frame(s: &mut TcpStream) -> Bytes {
@@ -197,9 +186,10 @@ async fn initiate_to_erl_and_call_net_kernel() {
         "register(echo, spawn(fun Loop() -> receive {{P, M}} -> P ! M, Loop() end end)), \
          {{ok, _}} = net_kernel:start(['{alive}', shortnames])."
     );
-    let _erl = Erl::start(None, &cookie, Some(&echo));
+    let epmd = own_epmd().await;
+    let _erl = Erl::start(epmd.local_addr(), None, &cookie, Some(&echo));
     let peer = format!("{alive}@{host}");
-    let port = wait_for_port(&alive).await;
+    let port = wait_for_port(epmd.local_addr(), &alive).await;
 
     let our_node = format!("rust_{suffix}@{host}");
     let creation = 0x5eed_0001;
@@ -353,10 +343,16 @@ async fn accept_ping_from_erl() {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let (_registration, creation) = register(&our_alive, port).await;
+    let epmd = own_epmd().await;
+    let (_registration, creation) = register(epmd.local_addr(), &our_alive, port).await;
 
     let eval = format!("R = net_adm:ping('{our_node}'), io:format(\"result:~p~n\", [R]), halt().");
-    let mut erl = Erl::start(Some(&format!("dist_pinger_{suffix}")), &cookie, Some(&eval));
+    let mut erl = Erl::start(
+        epmd.local_addr(),
+        Some(&format!("dist_pinger_{suffix}")),
+        &cookie,
+        Some(&eval),
+    );
 
     let served = tokio::time::timeout(Duration::from_secs(20), async {
         let (mut stream, _) = listener.accept().await.unwrap();
