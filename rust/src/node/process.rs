@@ -5,10 +5,11 @@
 
 use crate::etf::{self, Atom, Pid, Reference, Term};
 use bytes::Bytes;
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// One message: a term body (no version byte) and the atom-cache table its
 /// ATOM_CACHE_REF tags point into (empty unless it came with a distribution header).
@@ -44,13 +45,6 @@ impl Message {
 /// needs waking). It runs on a network thread: it must be quick and must not touch Python.
 pub type Wake = Arc<dyn Fn() + Send + Sync>;
 
-#[derive(Default)]
-struct Queue {
-    messages: VecDeque<Message>,
-    /// Threads blocked in `receive`: the condition variable is signalled only when someone waits.
-    waiting: usize,
-}
-
 /// What a process is linked to and who monitors it.
 #[derive(Default)]
 pub struct Relations {
@@ -66,8 +60,16 @@ pub struct Relations {
 pub struct Process {
     pub pid: Pid,
     pub name: Mutex<Option<Atom>>,
-    queue: Mutex<Queue>,
-    arrived: Condvar,
+    /// The message queue: a lock-free channel, so a network thread pushing and a Python
+    /// thread popping never wait for each other (with a mutex, the popper often slept on
+    /// the lock while the pusher was preempted holding it). `None` is not a message: it is
+    /// sent by `close` to wake blocked receivers.
+    queue_in: Sender<Option<Message>>,
+    queue_out: Receiver<Option<Message>>,
+    /// Messages delivered minus messages taken. It can dip below zero for a moment (a
+    /// message taken before its deliverer counted it); the deliverer that moves it from 0
+    /// to 1 calls the wake hook, so the hook fires once per empty → non-empty transition.
+    queued: AtomicIsize,
     wake: Mutex<Option<Wake>>,
     closed: AtomicBool,
     pub relations: Mutex<Relations>,
@@ -82,11 +84,13 @@ pub enum Empty {
 
 impl Process {
     pub fn new(pid: Pid) -> Process {
+        let (queue_in, queue_out) = crossbeam_channel::unbounded();
         Process {
             pid,
             name: Mutex::new(None),
-            queue: Mutex::new(Queue::default()),
-            arrived: Condvar::new(),
+            queue_in,
+            queue_out,
+            queued: AtomicIsize::new(0),
             wake: Mutex::new(None),
             closed: AtomicBool::new(false),
             relations: Mutex::new(Relations::default()),
@@ -102,9 +106,9 @@ impl Process {
         if self.closed.swap(true, Ordering::AcqRel) {
             return false;
         }
-        let queue = lock(&self.queue);
-        self.arrived.notify_all();
-        drop(queue);
+        // The wake-up token: every receiver that finds it passes it on, so all blocked
+        // receivers see the close, one after the other.
+        let _ = self.queue_in.send(None);
         // Taken, not cloned: the hook may own whatever serves this process, and a closed
         // process needs it only this last time.
         let wake = lock(&self.wake).take();
@@ -121,19 +125,10 @@ impl Process {
 
     /// Queues a message. Returns false (message dropped) if the process is closed.
     pub fn deliver(&self, message: Message) -> bool {
-        if self.is_closed() {
+        if self.is_closed() || self.queue_in.send(Some(message)).is_err() {
             return false;
         }
-        let mut queue = lock(&self.queue);
-        let was_empty = queue.messages.is_empty();
-        queue.messages.push_back(message);
-        // A receiver that is already awake will find this message without a signal; waking
-        // one per message would cost a futex call and a context switch each.
-        if queue.waiting > 0 && (was_empty || queue.waiting > 1) {
-            self.arrived.notify_one();
-        }
-        drop(queue);
-        if was_empty {
+        if self.queued.fetch_add(1, Ordering::AcqRel) == 0 {
             let wake = lock(&self.wake).clone();
             if let Some(wake) = wake {
                 wake();
@@ -142,50 +137,67 @@ impl Process {
         true
     }
 
+    /// Counts a message as taken.
+    fn took(&self, message: Message) -> Message {
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        message
+    }
+
     /// Takes the next message if there is one.
     pub fn try_receive(&self) -> Option<Message> {
-        lock(&self.queue).messages.pop_front()
+        match self.queue_out.try_recv() {
+            Ok(Some(message)) => Some(self.took(message)),
+            Ok(None) => self.pass_close_token(),
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+        }
+    }
+
+    /// Puts back the token `close` sent, for the next receiver.
+    fn pass_close_token(&self) -> Option<Message> {
+        let _ = self.queue_in.send(None);
+        None
     }
 
     /// Takes up to `max` waiting messages.
     pub fn drain(&self, max: usize, into: &mut Vec<Message>) {
-        let mut queue = lock(&self.queue);
-        let n = max.min(queue.messages.len());
-        into.extend(queue.messages.drain(..n));
+        while into.len() < max {
+            match self.try_receive() {
+                Some(message) => into.push(message),
+                None => break,
+            }
+        }
     }
 
     pub fn pending(&self) -> usize {
-        lock(&self.queue).messages.len()
+        self.queued.load(Ordering::Acquire).max(0) as usize
     }
 
     /// Waits for a message until `deadline` (None: forever). Callers that must stay
     /// interruptible (Python's Ctrl-C) pass short deadlines and loop.
     pub fn wait(&self, deadline: Option<Instant>) -> Result<Message, Empty> {
-        let mut queue = lock(&self.queue);
-        loop {
-            if let Some(message) = queue.messages.pop_front() {
-                return Ok(message);
+        if let Some(message) = self.try_receive() {
+            return Ok(message);
+        }
+        if self.is_closed() {
+            return Err(Empty::Closed);
+        }
+        // The channel spins briefly before it sleeps, so a stream of messages rarely costs
+        // a sleep and a wake-up per message.
+        let received = match deadline {
+            None => self
+                .queue_out
+                .recv()
+                .map_err(|_| RecvTimeoutError::Disconnected),
+            Some(d) => self.queue_out.recv_deadline(d),
+        };
+        match received {
+            Ok(Some(message)) => Ok(self.took(message)),
+            Ok(None) => {
+                self.pass_close_token();
+                Err(Empty::Closed)
             }
-            if self.is_closed() {
-                return Err(Empty::Closed);
-            }
-            let timeout = match deadline {
-                None => Duration::from_secs(3600),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return Err(Empty::Timeout);
-                    }
-                    d - now
-                }
-            };
-            queue.waiting += 1;
-            let (q, _) = self
-                .arrived
-                .wait_timeout(queue, timeout)
-                .unwrap_or_else(|e| e.into_inner());
-            queue = q;
-            queue.waiting -= 1;
+            Err(RecvTimeoutError::Timeout) => Err(Empty::Timeout),
+            Err(RecvTimeoutError::Disconnected) => Err(Empty::Closed),
         }
     }
 }
@@ -198,6 +210,7 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn pid() -> Pid {
         Pid {
@@ -260,5 +273,70 @@ mod tests {
         p.try_receive();
         p.deliver(Message::from_term(&Term::Int(3)));
         assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn close_wakes_every_blocked_receiver() {
+        let p = Arc::new(Process::new(pid()));
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let q = p.clone();
+                std::thread::spawn(move || q.wait(Some(Instant::now() + Duration::from_secs(10))))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        let start = Instant::now();
+        assert!(p.close());
+        for w in waiters {
+            assert_eq!(w.join().unwrap().unwrap_err(), Empty::Closed);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "woken, not timed out"
+        );
+        // And later receives see the close at once.
+        assert_eq!(p.wait(None).unwrap_err(), Empty::Closed);
+        assert!(p.try_receive().is_none());
+    }
+
+    #[test]
+    fn receivers_on_two_threads_get_each_message_once() {
+        let p = Arc::new(Process::new(pid()));
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let q = p.clone();
+                std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    while let Ok(m) = q.wait(Some(Instant::now() + Duration::from_millis(300))) {
+                        got.push(m.to_term().unwrap());
+                    }
+                    got
+                })
+            })
+            .collect();
+        for i in 0..10_000 {
+            assert!(p.deliver(Message::from_term(&Term::Int(i))));
+        }
+        let mut all: Vec<i64> = waiters
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .map(|t| t.as_int().unwrap())
+            .collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..10_000).collect::<Vec<_>>());
+        assert_eq!(p.pending(), 0);
+    }
+
+    #[test]
+    fn pending_counts_what_is_queued() {
+        let p = Process::new(pid());
+        for i in 0..5 {
+            p.deliver(Message::from_term(&Term::Int(i)));
+        }
+        assert_eq!(p.pending(), 5);
+        let mut some = Vec::new();
+        p.drain(3, &mut some);
+        assert_eq!(some.len(), 3);
+        assert_eq!(p.pending(), 2);
     }
 }
