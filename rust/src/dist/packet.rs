@@ -35,6 +35,9 @@ const CACHE_SLOTS: usize = 2048;
 /// The default cap on bytes buffered for incomplete fragmented messages (per connection).
 pub const DEFAULT_MAX_REASSEMBLY: usize = 256 << 20;
 
+/// At most this much is set aside for a fragmented message before its data arrives.
+const PREALLOCATE_LIMIT: usize = 64 << 20;
+
 /// The default largest message data per fragment (what OTP uses).
 pub const DEFAULT_FRAGMENT_SIZE: usize = 64 * 1024;
 
@@ -156,12 +159,21 @@ impl Receiver {
         }
         let data = &frame[start..];
         self.reserve(data.len(), seq)?;
+        // Fragments are all about the size of the first: room for all of them at once saves
+        // the copies of growing the buffer step by step. The claimed count is the peer's
+        // word, so the room is bounded (past that, the buffer grows as data really arrives).
+        let expected = (frag as usize)
+            .saturating_mul(data.len())
+            .min(PREALLOCATE_LIMIT)
+            .min(self.max_reassembly.saturating_sub(self.buffered) + data.len());
+        let mut buffer = BytesMut::with_capacity(expected);
+        buffer.extend_from_slice(data);
         self.partials.insert(
             seq,
             Partial {
                 atoms,
                 next: frag - 1,
-                data: BytesMut::from(data),
+                data: buffer,
             },
         );
         Ok(None)
