@@ -371,7 +371,10 @@ def render(ops: list[Op], results: dict[str, list[float]], runs: int, command: s
         values = results[op.key]
         med = statistics.median(values)
         spread = (max(values) - min(values)) / med if med else 0.0
-        lines.append(f"| {op.title} | {op.n1:,} → {op.n2:,} | {med:,.0f} | {100 * spread:.2f} % |")
+        lines.append(
+            f"| `{op.key}` | {op.title} | {op.n1:,} → {op.n2:,} | {med:,.0f} "
+            f"| {100 * spread:.2f} % |"
+        )
     worst = max((max(v) - min(v)) / statistics.median(v) for v in results.values())
     lines += [
         "",
