@@ -43,6 +43,9 @@ bench: build erlang
 	$(VPY) -m pip install -q erlpack earl-etf erlang-py
 	$(VPY) benches/run.py
 	$(VPY) benches/bench_codec.py 5 --write
+	$(VPY) benches/resources.py --write
+	@if command -v valgrind >/dev/null; then $(VPY) benches/instructions.py --write; \
+		else echo "valgrind not installed: instruction counts (benches/instructions.py) skipped"; fi
 
 lint: $(VENV)/.tools
 	cargo fmt --check
