@@ -8,8 +8,8 @@ connections: a send to a registered name on a connected node needs no EPMD and n
 Its ``Node`` class looks EPMD up on the default port only, so the connection is made from the
 library's own public pieces (``lookup`` with the run's private EPMD port, ``handshake``,
 ``Channel``), as ``Node.__init__`` does. It then serves the protocol one message at a time,
-as a user would: read a message, act on it. It prints ``READY <node name>`` once connected,
-and serves until it is terminated.
+as a user would: wait for a readable connection (``selectors``), read one message, act on it.
+It prints ``READY <node name>`` once connected, and serves until it is terminated.
 
 It has no ``net_kernel``, so it does not answer ``net_adm:ping`` (and erldistpy 0.1.7 could
 not decode the request: a gen call's tag is an improper list); the runner warms it up with
@@ -30,7 +30,8 @@ import time
 from typing import Any
 
 from erldistpy import Atom, Channel, handshake, lookup
-from erldistpy.channel import OP_REG_SEND, OP_SEND
+from erldistpy.channel import OP_REG_SEND, OP_SEND, PASS_THROUGH
+from erldistpy.etf import decode_term
 
 SEQ = Atom("seq")
 STOP = Atom("stop")
@@ -41,6 +42,7 @@ PONG = Atom("pong")
 SOURCE_DONE = Atom("source_done")
 BENCH = Atom("bench")
 NO_COOKIE = Atom("")
+NO_PAYLOAD = object()
 ZERO_64 = bytes(64)
 
 #: A quarter of the default net_ticktime (60 s), as Erlang nodes tick.
@@ -60,6 +62,24 @@ class Connection:
         self.sock.settimeout(None)
         self.channel = Channel(self.sock, recv_timeout=None)
         self.lock = threading.Lock()
+
+    def receive(self) -> tuple[Any, Any]:
+        """The next frame as (control, payload); (None, None) for a tick.
+
+        Not `Channel.recv_message()`: it swallows ticks and waits on for the next message on
+        the same socket, so a tick from an idle peer would stall the other connection.
+        Instead the frame it would read (`recv_raw`), decoded with the library's
+        `decode_term`. Without DFLAG_DIST_HDR_ATOM_CACHE (erldistpy does not set it) Erlang
+        sends every message as a pass-through frame: 'p', control term, payload term.
+        """
+        body = self.channel.recv_raw()
+        if not body:
+            return None, None
+        if body[0] != PASS_THROUGH:
+            raise SystemExit(f"not a pass-through frame: {body[:8].hex()}")
+        control, offset = decode_term(body, 1)
+        payload = decode_term(body, offset)[0] if offset < len(body) else NO_PAYLOAD
+        return control, payload
 
     def send(self, pid: Any, term: Any) -> None:
         with self.lock:
@@ -85,13 +105,10 @@ def serve(connections: list[Connection]) -> None:
     while True:
         for key, _ in selector.select():
             conn = key.data
-            msg = conn.channel.recv_message()
-            if msg is None:
-                raise SystemExit("a peer closed its connection")
-            # Links, monitors and messages to other names are not part of the protocol.
-            if msg.op != OP_REG_SEND or msg.control[3] != BENCH:
+            control, term = conn.receive()
+            # Ticks, links, monitors and messages to other names are not part of the protocol.
+            if control is None or control[0] != OP_REG_SEND or control[3] != BENCH:
                 continue
-            term = msg.payload
             tag = term[0]
             if tag == SEQ:
                 count += 1
