@@ -38,9 +38,19 @@ test: build erlang cargo-test pytest
 demo: build erlang
 	$(VPY) examples/messenger/demo.py
 
-# The Python codecs compared with ours are bench-only tools.
+# The Python codecs compared with ours, and the peers measured beside erlnode (Jinterface from
+# Debian, compiled against by benches/run.py with javac; erldistpy from PyPI, pinned because
+# its remote uses the library's lower-level pieces), are bench-only tools.
 bench: build erlang
-	$(VPY) -m pip install -q erlpack earl-etf erlang-py
+	@pkgs=""; \
+	ls /usr/share/java/OtpErlang.jar /usr/lib/erlang/lib/jinterface-*/priv/OtpErlang.jar \
+		2>/dev/null | grep -q . || pkgs="erlang-jinterface"; \
+	command -v javac >/dev/null 2>&1 || pkgs="$$pkgs default-jdk-headless"; \
+	[ -z "$$pkgs" ] || { \
+		echo "installing $$pkgs from Debian (the Jinterface peer of the benchmarks)"; \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$pkgs; }
+	$(VPY) -m pip install -q erlpack earl-etf erlang-py erldistpy==0.1.7
 	$(VPY) benches/run.py
 	$(VPY) benches/bench_codec.py 5 --write
 	$(VPY) benches/resources.py --write

@@ -2,11 +2,16 @@
 
 Starts a private EPMD, an Erlang driver node (benches/erl/bench_driver.erl), a helper driver
 node for the fan-in workload, and one remote per contender: the Erlang remote
-(benches/erl/bench_remote.erl, the baseline "Erlang ⇄ Erlang") and the erlnode remote
-(benches/py_remote.py) in each of its modes. Every workload of /work/shared/workloads.md runs
-against every contender, interleaved (A B C … then … C B A), and each figure is the median of
-the runs. Also measured: erlnode ⇄ erlnode W1 (a Python driver), the idle CPU of a node with
-one connection, `import erlnode` time and `Node()` ready time.
+(benches/erl/bench_remote.erl, the baseline "Erlang ⇄ Erlang"), the erlnode remote
+(benches/py_remote.py) in each of its modes, and the peers where they are installed: a
+Jinterface remote (benches/jinterface/BenchRemote.java, compiled here with javac against the
+OtpErlang.jar of Debian's erlang-jinterface) and an erldistpy remote
+(benches/erldistpy_remote.py; erldistpy can only connect out, so that remote connects to the
+driver nodes). A peer that is not installed is named and left out of the table. Every
+workload of /work/shared/workloads.md runs against every contender, interleaved (A B C … then
+… C B A), and each figure is the median of the runs. Also measured: erlnode ⇄ erlnode W1 (a
+Python driver), the idle CPU of a node with one connection, `import erlnode` time and `Node()`
+ready time.
 
 Writes the results between the markers of BENCHMARKS.md (the rest of that file is kept) and
 a chart of the ratios to docs/benchmarks.png; `--quick` (small N, fewer runs, a smoke test)
@@ -19,6 +24,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import glob
+import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -52,8 +60,30 @@ CONTENDERS = [
     ("batch", "erlnode receive_many()"),
     ("callback", "erlnode callback"),
     ("asyncio", "erlnode asyncio"),
+    ("jinterface", "Jinterface (Java)"),
+    ("erldistpy", "erldistpy¹"),
 ]
 PY_MODES = ["plain", "batch", "callback", "asyncio"]
+PEER_LABELS = {"jinterface": "Jinterface", "erldistpy": "erldistpy"}
+
+#: Where Debian (erlang-jinterface) and an OTP built from source put the Jinterface jar.
+JINTERFACE_JARS = [
+    "/usr/share/java/OtpErlang.jar",
+    "/usr/lib/erlang/lib/jinterface-*/priv/OtpErlang.jar",
+    "/usr/local/lib/erlang/lib/jinterface-*/priv/OtpErlang.jar",
+]
+
+ERLDISTPY_NOTE = (
+    "¹ erldistpy can only connect out (it has no listener), so its remote connects to the "
+    "driver node and to the W5 helper node, and they reach it as `{bench, Node}` over those "
+    "connections; the messages and the protocol are the same as for the others. It serves "
+    "both connections from one thread (`selectors`, then per message one frame read with "
+    "`Channel.recv_raw()` and decoded with `decode_term`: `recv_message()` would wait "
+    "through an idle connection's ticks), "
+    "is warmed up with 100 round trips instead of `net_adm:ping` (it has no `net_kernel`), "
+    "and looks the driver up in the run's private EPMD with `erldistpy.lookup` (its `Node` "
+    "class asks the default port only)."
+)
 
 
 class BenchError(RuntimeError):
@@ -223,6 +253,20 @@ class Cluster:
         args += ["--name", self.node_name(f"bpy_{mode}"), "--cookie", self.cookie]
         return self.spawn(f"py_{mode}", [*args, "--epmd-port", str(self.epmd_port)])
 
+    def jinterface_remote(self, classpath: str) -> Child:
+        # Jinterface's OtpEpmd reads ERL_EPMD_PORT from the environment, as erl does.
+        name = f"{self.node_name('bjava')}@{self.host}"
+        args = ["java", "-cp", classpath, "BenchRemote", name, self.cookie]
+        return self.spawn("jinterface", args)
+
+    def erldistpy_remote(self, peers: list[str]) -> Child:
+        args = [PY, str(BENCHES / "erldistpy_remote.py")]
+        args += ["--name", f"{self.node_name('bedp')}@{self.host}", "--cookie", self.cookie]
+        args += ["--epmd-port", str(self.epmd_port)]
+        for peer in peers:
+            args += ["--peer", peer]
+        return self.spawn("erldistpy", args)
+
     def close(self) -> None:
         # Nodes first, EPMD last (it was started first).
         for child in reversed(self.children):
@@ -249,6 +293,50 @@ class Driver:
                 return json.loads(line[2:])  # type: ignore[no-any-return]
             if line.startswith("E "):
                 raise BenchError(f"driver: {term}: {line[2:]}")
+
+
+# -- peers -------------------------------------------------------------------------------
+
+
+def find_peers() -> tuple[dict[str, str], dict[str, str]]:
+    """The peers installed here (key: version) and the others (key: why not)."""
+    found: dict[str, str] = {}
+    missing: dict[str, str] = {}
+    tools = [tool for tool in ("java", "javac") if shutil.which(tool) is None]
+    jars = [jar for pattern in JINTERFACE_JARS for jar in sorted(glob.glob(pattern))]
+    if tools:
+        missing["jinterface"] = f"no `{'`, `'.join(tools)}` on PATH"
+    elif not jars:
+        missing["jinterface"] = "no OtpErlang.jar (Debian package erlang-jinterface)"
+    else:
+        java = subprocess.run(
+            ["java", "-version"], check=False, capture_output=True, text=True, timeout=60
+        )
+        java_version = (java.stderr.splitlines() or ["java ?"])[0].replace('"', "")
+        found["jinterface"] = f"{Path(jars[0]).resolve().parent.parent.name} ({java_version})"
+    if importlib.util.find_spec("erldistpy") is None:
+        missing["erldistpy"] = "not installed in this Python: `pip install erldistpy`"
+    else:
+        found["erldistpy"] = f"erldistpy {importlib.metadata.version('erldistpy')}"
+    return found, missing
+
+
+def build_jinterface() -> str:
+    """Compiles benches/jinterface/BenchRemote.java; returns the classpath to run it."""
+    jar = next(j for pattern in JINTERFACE_JARS for j in sorted(glob.glob(pattern)))
+    out = RESULTS / "jinterface"
+    out.mkdir(parents=True, exist_ok=True)
+    source = BENCHES / "jinterface" / "BenchRemote.java"
+    done = subprocess.run(
+        ["javac", "-d", str(out), "-cp", jar, str(source)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"javac failed:\n{done.stdout}{done.stderr}")
+    return f"{jar}{os.pathsep}{out}"
 
 
 # -- measurements ------------------------------------------------------------------------
@@ -345,9 +433,11 @@ def measure_idle(remotes: dict[str, Child], seconds: float) -> dict[str, float]:
 
 
 def beam_pid(child: Child) -> int:
-    """The pid whose CPU counts: `erl` execs into beam.smp, so normally the child's own."""
+    """The pid whose CPU counts: `erl` execs into beam.smp, so normally the child's own.
+
+    The other remotes (python, java) are the very process we started."""
     comm = Path(f"/proc/{child.pid}/comm").read_text().strip()
-    if child.name.startswith("py_") or comm.startswith("beam"):
+    if child.popen.args[0] != "erl" or comm.startswith("beam"):  # type: ignore[index]
         return child.pid
     raise BenchError(f"{child.name}: pid {child.pid} is {comm!r}, not the node")
 
@@ -416,11 +506,13 @@ def machine() -> dict[str, str]:
 def render(
     s: Settings,
     wls: list[Workload],
+    contenders: list[tuple[str, str]],
     results: dict[str, dict[str, list[dict[str, float]]]],
     extras: dict[str, Any],
     info: dict[str, str],
     command: str,
 ) -> str:
+    keys = {key for key, _ in contenders}
     lines = [BEGIN, ""]
     lines.append(
         f"Medians of {s.runs} interleaved runs. Each cell: the figure and, in brackets, the speed "
@@ -428,28 +520,35 @@ def render(
         "round (1.00 = as fast as Erlang, higher is better; for W2 latency it is Erlang's "
         "latency ÷ ours)."
     )
-    lines += ["", "| workload | " + " | ".join(label for _, label in CONTENDERS) + " |"]
-    lines.append("|---" * (len(CONTENDERS) + 1) + "|")
+    lines += ["", "| workload | " + " | ".join(label for _, label in contenders) + " |"]
+    lines.append("|---" * (len(contenders) + 1) + "|")
     for w in wls:
         base = results[w.key]["erlang"]
         cells = []
-        for key, _ in CONTENDERS:
+        for key, _ in contenders:
             value = median(results[w.key][key], w.figure)
             speed = paired_ratio(w, results[w.key][key], base)
             cells.append(f"{fmt(value)} {w.unit} ({speed:.2f})")
         lines.append(f"| {w.title} | " + " | ".join(cells) + " |")
     w2 = results["W2"]
-    p99 = [f"{fmt(median(w2[key], 'p99_us'))} µs" for key, _ in CONTENDERS]
+    p99 = [f"{fmt(median(w2[key], 'p99_us'))} µs" for key, _ in contenders]
     lines.append("| W2 echo, p99 | " + " | ".join(p99) + " |")
+    notes = []
+    if "erldistpy" in keys:
+        notes.append(ERLDISTPY_NOTE)
+    for key, why in extras["peers_missing"].items():
+        notes.append(f"Not measured in this run: {PEER_LABELS[key]} ({why}).")
+    for note in notes:
+        lines += ["", note]
 
     py2py = extras["py2py"]
     erl_w1 = median(results["W1"]["erlang"], "rate")
     lines += ["", "Spread (min–max over the runs):", ""]
-    lines += ["| workload | " + " | ".join(label for _, label in CONTENDERS) + " |"]
-    lines.append("|---" * (len(CONTENDERS) + 1) + "|")
+    lines += ["| workload | " + " | ".join(label for _, label in contenders) + " |"]
+    lines.append("|---" * (len(contenders) + 1) + "|")
     for w in wls:
         cells = []
-        for key, _ in CONTENDERS:
+        for key, _ in contenders:
             values = [r[w.figure] for r in results[w.key][key]]
             cells.append(f"{fmt(min(values))}–{fmt(max(values))}")
         lines.append(f"| {w.key} ({w.unit}) | " + " | ".join(cells) + " |")
@@ -460,7 +559,7 @@ def render(
         "",
         "Other figures, same run:",
         "",
-        "| figure | erlnode | Erlang | ratio |",
+        "| figure | erlnode (or peer) | Erlang | ratio |",
         "|---|---|---|---|",
     ]
     lines.append(
@@ -469,13 +568,18 @@ def render(
         f"{fmt(median(py2py, 'rate'))} msg/s | {fmt(erl_w1)} msg/s | "
         f"{paired_ratio(wls[0], py2py, results['W1']['erlang']):.2f} |"
     )
-    idle_py = {k: v for k, v in idle.items() if k != "erlang"}
-    idle_cells = ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in idle_py.items())
+    idle_cells = ", ".join(f"{k} {1000 * idle[k]:.0f} ms" for k in PY_MODES)
     tick = 1000 / os.sysconf("SC_CLK_TCK")
     lines.append(
         f"| CPU used while idle for {s.idle_seconds:g} s with one connection (the kernel counts "
         f"in {tick:.0f} ms ticks) | {idle_cells} | {1000 * idle['erlang']:.0f} ms | – |"
     )
+    peer_idle = [f"{PEER_LABELS[k]} {1000 * idle[k]:.0f} ms" for k in PEER_LABELS if k in keys]
+    if peer_idle:
+        lines.append(
+            f"| the same, the peer remotes (erldistpy: one connection per driver node) | "
+            f"{', '.join(peer_idle)} | {1000 * idle['erlang']:.0f} ms | – |"
+        )
     lines.append(
         f"| `import erlnode` (in process) | "
         f"{1000 * statistics.median(start['import']):.1f} ms | – | – |"
@@ -496,6 +600,7 @@ def render(
         "",
         f"- nproc: {info['nproc']}; CPU: {info['cpu']}; kernel {info['kernel']}",
         f"- Erlang/OTP {info['otp']}; Python {info['python']}; erlnode commit {info['commit']}",
+        f"- peers: {'; '.join(extras['peers'].values()) or 'none installed'}",
         f"- {info['date']}; load average at start: {info['load']}",
         f"- command: `{command}`",
         (
@@ -530,19 +635,32 @@ def write_markdown(path: Path, block: str) -> None:
 def chart(
     path: Path,
     wls: list[Workload],
+    contenders: list[tuple[str, str]],
     results: dict[str, dict[str, list[dict[str, float]]]],
     py2py: list[dict[str, float]],
 ) -> None:
     plt = load_matplotlib()
-    contenders = [(k, label) for k, label in CONTENDERS if k != "erlang"]
-    width = 0.8 / len(contenders)
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    for i, (key, label) in enumerate(contenders):
+    bars = [(k, label.rstrip("¹")) for k, label in contenders if k != "erlang"]
+    width = 0.84 / len(bars)
+    # erlnode in shades of blue, the peers in their own hatched colours.
+    colours = dict(zip(PY_MODES, ["#08306b", "#2171b5", "#6baed6", "#9ecae1"]))
+    colours.update(jinterface="#d95f02", erldistpy="#7570b3")
+    fig, ax = plt.subplots(figsize=(11, 5))
+    for i, (key, label) in enumerate(bars):
         values = []
         for w in wls:
             values.append(paired_ratio(w, results[w.key][key], results[w.key]["erlang"]))
-        xs = [g + (i - (len(contenders) - 1) / 2) * width for g in range(len(wls))]
-        ax.bar(xs, values, width, label=label)
+        xs = [g + (i - (len(bars) - 1) / 2) * width for g in range(len(wls))]
+        peer = key in PEER_LABELS
+        ax.bar(
+            xs,
+            values,
+            width,
+            label=label,
+            color=colours[key],
+            hatch="//" if peer else None,
+            edgecolor="white" if peer else None,
+        )
     ax.bar(
         [len(wls)],
         [paired_ratio(wls[0], py2py, results["W1"]["erlang"])],
@@ -555,9 +673,11 @@ def chart(
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels(groups)
     ax.set_ylabel("speed relative to Erlang ⇄ Erlang (higher is better)")
-    ax.set_title("erlnode vs Erlang, same machine, same run (medians of paired ratios)")
+    ax.set_title("erlnode and peers vs Erlang, same machine, same run (medians of paired ratios)")
     ax.set_ylim(0, max(1.2, ax.get_ylim()[1] * 1.05))
-    ax.legend(fontsize=8, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.08))
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.08))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -580,35 +700,51 @@ def load_matplotlib() -> Any:
 
 
 def run(s: Settings, command: str) -> None:
+    peers, peers_missing = find_peers()
+    for key, why in peers_missing.items():
+        print(f"{PEER_LABELS[key]}: not measured ({why})", flush=True)
+    contenders = [(key, label) for key, label in CONTENDERS if key not in peers_missing]
     cluster = Cluster()
     try:
         cluster.start()
+        classpath = build_jinterface() if "jinterface" in peers else ""
         print(f"private epmd on port {cluster.epmd_port}; measuring start-up", flush=True)
         startup = measure_startup(cluster, s.startup_runs)
 
         driver = Driver(cluster.erl("bdrv", "-eval", "bench_driver:main()", stdin=True))
         helper = cluster.erl("bhelp", "-eval", 'io:format("READY ~s~n", [node()])')
+        helper_name = helper.wait_line("READY ", 30)
         remotes: dict[str, Child] = {"erlang": cluster.erl("berl", "-eval", "bench_remote:start()")}
         for mode in PY_MODES:
             remotes[mode] = cluster.py_remote(mode)
-        nodes = {key: child.wait_line("READY ", 30) for key, child in remotes.items()}
-        helper_name = helper.wait_line("READY ", 30)
-        for node in nodes.values():
-            driver.request(f"{{warm, '{node}'}}")
+        if "jinterface" in peers:
+            remotes["jinterface"] = cluster.jinterface_remote(classpath)
+        if "erldistpy" in peers:
+            remotes["erldistpy"] = cluster.erldistpy_remote([driver.name, helper_name])
+        nodes = {key: child.wait_line("READY ", 60) for key, child in remotes.items()}
+        for key, node in nodes.items():
+            # erldistpy has no net_kernel to answer net_adm:ping: round trips only.
+            warm = f"{{w2, '{node}', 100}}" if key == "erldistpy" else f"{{warm, '{node}'}}"
+            driver.request(warm)
         print(f"idle CPU over {s.idle_seconds:g} s", flush=True)
         idle = measure_idle(remotes, s.idle_seconds)
 
         wls = workloads(s, helper_name)
         results: dict[str, dict[str, list[dict[str, float]]]] = {
-            w.key: {key: [] for key, _ in CONTENDERS} for w in wls
+            w.key: {key: [] for key, _ in contenders} for w in wls
         }
         py2py: list[dict[str, float]] = []
-        order = [key for key, _ in CONTENDERS]
+        order = [key for key, _ in contenders]
         for w in wls:
             for r in range(s.runs):
                 # A B C … then … C B A, so that no contender always runs right after another.
                 for key in order if r % 2 == 0 else list(reversed(order)):
-                    results[w.key][key].append(driver.request(w.request(nodes[key])))
+                    try:
+                        results[w.key][key].append(driver.request(w.request(nodes[key])))
+                    except BenchError as e:
+                        remote = remotes[key]
+                        log = f"{key} remote (pid {remote.pid}):\n{remote.output()}"
+                        raise BenchError(f"{e}\n{log}") from None
                     if w.key == "W1" and key == "batch":
                         py2py.append(
                             py_probe(
@@ -630,7 +766,13 @@ def run(s: Settings, command: str) -> None:
     finally:
         cluster.close()
 
-    extras = {"py2py": py2py, "idle": idle, "startup": startup}
+    extras = {
+        "py2py": py2py,
+        "idle": idle,
+        "startup": startup,
+        "peers": peers,
+        "peers_missing": peers_missing,
+    }
     info = machine()
     RESULTS.mkdir(parents=True, exist_ok=True)
     raw = {
@@ -640,10 +782,10 @@ def run(s: Settings, command: str) -> None:
         **extras,
     }
     (RESULTS / "results.json").write_text(json.dumps(raw, indent=1))
-    block = render(s, wls, results, extras, info, command)
+    block = render(s, wls, contenders, results, extras, info, command)
     print("\n" + block)
     write_markdown(s.out_md, block)
-    chart(s.out_png, wls, results, py2py)
+    chart(s.out_png, wls, contenders, results, py2py)
     print(f"\nwrote {s.out_md.relative_to(ROOT)} and {s.out_png.relative_to(ROOT)}")
 
 
