@@ -46,8 +46,9 @@ bench: build erlang
 	ls /usr/share/java/OtpErlang.jar /usr/lib/erlang/lib/jinterface-*/priv/OtpErlang.jar \
 		2>/dev/null | grep -q . || pkgs="erlang-jinterface"; \
 	command -v javac >/dev/null 2>&1 || pkgs="$$pkgs default-jdk-headless"; \
+	command -v valgrind >/dev/null 2>&1 || pkgs="$$pkgs valgrind"; \
 	[ -z "$$pkgs" ] || { \
-		echo "installing $$pkgs from Debian (the Jinterface peer of the benchmarks)"; \
+		echo "installing $$pkgs from Debian (the Jinterface peer, callgrind instruction counts)"; \
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$pkgs; }
 	$(VPY) -m pip install -q erlpack earl-etf erlang-py erldistpy==0.1.7
