@@ -5,11 +5,10 @@
 
 use crate::etf::{self, Atom, Pid, Reference, Term};
 use bytes::Bytes;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// One message: a term body (no version byte) and the atom-cache table its
 /// ATOM_CACHE_REF tags point into (empty unless it came with a distribution header).
@@ -45,6 +44,13 @@ impl Message {
 /// needs waking). It runs on a network thread: it must be quick and must not touch Python.
 pub type Wake = Arc<dyn Fn() + Send + Sync>;
 
+#[derive(Default)]
+struct Queue {
+    messages: VecDeque<Message>,
+    /// Threads blocked in `receive`: the condition variable is signalled only when someone waits.
+    waiting: usize,
+}
+
 /// What a process is linked to and who monitors it.
 #[derive(Default)]
 pub struct Relations {
@@ -60,16 +66,8 @@ pub struct Relations {
 pub struct Process {
     pub pid: Pid,
     pub name: Mutex<Option<Atom>>,
-    /// The message queue: a lock-free channel, so a network thread pushing and a Python
-    /// thread popping never wait for each other (with a mutex, the popper often slept on
-    /// the lock while the pusher was preempted holding it). `None` is not a message: it is
-    /// sent by `close` to wake blocked receivers.
-    queue_in: Sender<Option<Message>>,
-    queue_out: Receiver<Option<Message>>,
-    /// Messages delivered minus messages taken. It can dip below zero for a moment (a
-    /// message taken before its deliverer counted it); the deliverer that moves it from 0
-    /// to 1 calls the wake hook, so the hook fires once per empty → non-empty transition.
-    queued: AtomicIsize,
+    queue: Mutex<Queue>,
+    arrived: Condvar,
     wake: Mutex<Option<Wake>>,
     closed: AtomicBool,
     pub relations: Mutex<Relations>,
@@ -84,13 +82,11 @@ pub enum Empty {
 
 impl Process {
     pub fn new(pid: Pid) -> Process {
-        let (queue_in, queue_out) = crossbeam_channel::unbounded();
         Process {
             pid,
             name: Mutex::new(None),
-            queue_in,
-            queue_out,
-            queued: AtomicIsize::new(0),
+            queue: Mutex::new(Queue::default()),
+            arrived: Condvar::new(),
             wake: Mutex::new(None),
             closed: AtomicBool::new(false),
             relations: Mutex::new(Relations::default()),
@@ -106,9 +102,9 @@ impl Process {
         if self.closed.swap(true, Ordering::AcqRel) {
             return false;
         }
-        // The wake-up token: every receiver that finds it passes it on, so all blocked
-        // receivers see the close, one after the other.
-        let _ = self.queue_in.send(None);
+        let queue = lock(&self.queue);
+        self.arrived.notify_all();
+        drop(queue);
         // Taken, not cloned: the hook may own whatever serves this process, and a closed
         // process needs it only this last time.
         let wake = lock(&self.wake).take();
@@ -125,10 +121,19 @@ impl Process {
 
     /// Queues a message. Returns false (message dropped) if the process is closed.
     pub fn deliver(&self, message: Message) -> bool {
-        if self.is_closed() || self.queue_in.send(Some(message)).is_err() {
+        if self.is_closed() {
             return false;
         }
-        if self.queued.fetch_add(1, Ordering::AcqRel) == 0 {
+        let mut queue = lock(&self.queue);
+        let was_empty = queue.messages.is_empty();
+        queue.messages.push_back(message);
+        // A receiver that is already awake will find this message without a signal; waking
+        // one per message would cost a futex call and a context switch each.
+        if queue.waiting > 0 && (was_empty || queue.waiting > 1) {
+            self.arrived.notify_one();
+        }
+        drop(queue);
+        if was_empty {
             let wake = lock(&self.wake).clone();
             if let Some(wake) = wake {
                 wake();
@@ -137,67 +142,50 @@ impl Process {
         true
     }
 
-    /// Counts a message as taken.
-    fn took(&self, message: Message) -> Message {
-        self.queued.fetch_sub(1, Ordering::AcqRel);
-        message
-    }
-
     /// Takes the next message if there is one.
     pub fn try_receive(&self) -> Option<Message> {
-        match self.queue_out.try_recv() {
-            Ok(Some(message)) => Some(self.took(message)),
-            Ok(None) => self.pass_close_token(),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
-    }
-
-    /// Puts back the token `close` sent, for the next receiver.
-    fn pass_close_token(&self) -> Option<Message> {
-        let _ = self.queue_in.send(None);
-        None
+        lock(&self.queue).messages.pop_front()
     }
 
     /// Takes up to `max` waiting messages.
     pub fn drain(&self, max: usize, into: &mut Vec<Message>) {
-        while into.len() < max {
-            match self.try_receive() {
-                Some(message) => into.push(message),
-                None => break,
-            }
-        }
+        let mut queue = lock(&self.queue);
+        let n = max.min(queue.messages.len());
+        into.extend(queue.messages.drain(..n));
     }
 
     pub fn pending(&self) -> usize {
-        self.queued.load(Ordering::Acquire).max(0) as usize
+        lock(&self.queue).messages.len()
     }
 
     /// Waits for a message until `deadline` (None: forever). Callers that must stay
     /// interruptible (Python's Ctrl-C) pass short deadlines and loop.
     pub fn wait(&self, deadline: Option<Instant>) -> Result<Message, Empty> {
-        if let Some(message) = self.try_receive() {
-            return Ok(message);
-        }
-        if self.is_closed() {
-            return Err(Empty::Closed);
-        }
-        // The channel spins briefly before it sleeps, so a stream of messages rarely costs
-        // a sleep and a wake-up per message.
-        let received = match deadline {
-            None => self
-                .queue_out
-                .recv()
-                .map_err(|_| RecvTimeoutError::Disconnected),
-            Some(d) => self.queue_out.recv_deadline(d),
-        };
-        match received {
-            Ok(Some(message)) => Ok(self.took(message)),
-            Ok(None) => {
-                self.pass_close_token();
-                Err(Empty::Closed)
+        let mut queue = lock(&self.queue);
+        loop {
+            if let Some(message) = queue.messages.pop_front() {
+                return Ok(message);
             }
-            Err(RecvTimeoutError::Timeout) => Err(Empty::Timeout),
-            Err(RecvTimeoutError::Disconnected) => Err(Empty::Closed),
+            if self.is_closed() {
+                return Err(Empty::Closed);
+            }
+            let timeout = match deadline {
+                None => Duration::from_secs(3600),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Err(Empty::Timeout);
+                    }
+                    d - now
+                }
+            };
+            queue.waiting += 1;
+            let (q, _) = self
+                .arrived
+                .wait_timeout(queue, timeout)
+                .unwrap_or_else(|e| e.into_inner());
+            queue = q;
+            queue.waiting -= 1;
         }
     }
 }
@@ -210,7 +198,6 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn pid() -> Pid {
         Pid {
