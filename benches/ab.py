@@ -1,0 +1,114 @@
+"""A/B of two erlnode builds in one interleaved run: is a change faster, or is it the noise?
+
+On a shared 2-core machine W1 moves by ±30 % from one run to the next, so two `make bench`
+runs cannot tell a 10 % change from noise. This runs the plain `receive()` remote of build A
+(the Python running this script) and of build B (another Python with another build of
+erlnode installed) against the same Erlang driver, alternating A B / B A, next to the
+Erlang remote as a yardstick, and reports per workload the median of B ÷ A over the rounds
+(paired: same round, seconds apart) and the remote's CPU time per message.
+
+    # a B build of another commit, in its own worktree and venv:
+    git worktree add /tmp/ab-b <rev>
+    python3 -m venv /tmp/ab-b/.venv && /tmp/ab-b/.venv/bin/pip install -q maturin
+    (cd /tmp/ab-b && .venv/bin/maturin develop --release -q)
+    .venv/bin/python benches/ab.py --b-python /tmp/ab-b/.venv/bin/python [--rounds 9] [--mode plain]
+
+Every process started here is stopped by its pid at the end, also on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from run import (
+    BENCHES,
+    PY,
+    BenchError,
+    Child,
+    Cluster,
+    Driver,
+    Settings,
+    cpu_seconds,
+    ratio,
+    workloads,
+)
+
+
+def remote(cluster: Cluster, python: str, label: str, mode: str) -> Child:
+    args = [python, str(BENCHES / "py_remote.py"), "--mode", mode]
+    args += ["--name", cluster.node_name(f"bab_{label}"), "--cookie", cluster.cookie]
+    return cluster.spawn(label, [*args, "--epmd-port", str(cluster.epmd_port)])
+
+
+def erlnode_version(python: str) -> str:
+    code = "import erlnode, os; print(os.path.dirname(erlnode.__file__))"
+    done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise BenchError(f"{python} cannot import erlnode:\n{done.stderr}")
+    return done.stdout.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--b-python", required=True, help="a Python with build B installed")
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--mode", default="plain", help="py_remote.py mode (default plain)")
+    parser.add_argument("--only", default="W1,W2,W5", help="workloads (default W1,W2,W5)")
+    parser.add_argument("--n", type=int, default=200_000)
+    args = parser.parse_args()
+    print(f"A: {erlnode_version(PY)}\nB: {erlnode_version(args.b_python)}", flush=True)
+    settings = Settings(
+        runs=args.rounds, n=args.n, pings=5_000, bulk_mib=8, bulk_count=10, fan_procs=8,
+        idle_seconds=0, startup_runs=0, quick=False, out_md=Path(), out_png=Path(),
+    )  # fmt: skip
+    cluster = Cluster()
+    try:
+        cluster.start()
+        driver = Driver(cluster.erl("bdrv", "-eval", "bench_driver:main()", stdin=True))
+        helper = cluster.erl("bhelp", "-eval", 'io:format("READY ~s~n", [node()])')
+        helper_name = helper.wait_line("READY ", 30)
+        remotes = {
+            "erlang": cluster.erl("berl", "-eval", "bench_remote:start()"),
+            "A": remote(cluster, PY, "a", args.mode),
+            "B": remote(cluster, args.b_python, "b", args.mode),
+        }
+        nodes = {key: child.wait_line("READY ", 60) for key, child in remotes.items()}
+        for node in nodes.values():
+            driver.request(f"{{warm, '{node}'}}")
+        wanted = args.only.split(",")
+        for w in (w for w in workloads(settings, helper_name) if w.key in wanted):
+            figures: dict[str, list[float]] = {key: [] for key in remotes}
+            cpu: dict[str, list[float]] = {key: [] for key in remotes}
+            for r in range(args.rounds):
+                order = ["erlang", "A", "B"] if r % 2 == 0 else ["B", "A", "erlang"]
+                for key in order:
+                    pid = remotes[key].pid
+                    before = cpu_seconds(pid)
+                    result = driver.request(w.request(nodes[key]))
+                    figures[key].append(result[w.figure])
+                    count = args.n if w.key in ("W1", "W5") else settings.pings
+                    cpu[key].append((cpu_seconds(pid) - before) / count * 1e6)
+            b_over_a = statistics.median(
+                ratio(w, b, a) for a, b in zip(figures["A"], figures["B"])
+            )
+            print(f"\n{w.title} [{w.unit}], {args.rounds} rounds", flush=True)
+            for key in remotes:
+                print(
+                    f"  {key:7} median {statistics.median(figures[key]):>12,.1f}"
+                    f"  (min {min(figures[key]):,.1f}, max {max(figures[key]):,.1f})"
+                    f"  remote CPU {statistics.median(cpu[key]):.2f} µs per message",
+                    flush=True,
+                )
+            print(f"  B vs A (paired median, > 1: B faster): {b_over_a:.3f}", flush=True)
+    finally:
+        cluster.close()
+
+
+if __name__ == "__main__":
+    main()
