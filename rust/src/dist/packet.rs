@@ -31,6 +31,8 @@ const FRAGMENT_CONT: u8 = 70;
 
 /// Atom cache slots per connection and direction: 8 segments of 256.
 const CACHE_SLOTS: usize = 2048;
+/// Slots per segment of the atom cache.
+const SEGMENT: usize = 256;
 
 /// The default cap on bytes buffered for incomplete fragmented messages (per connection).
 pub const DEFAULT_MAX_REASSEMBLY: usize = 256 << 20;
@@ -69,7 +71,7 @@ struct Partial {
 
 /// The receiving half of a connection: atom cache and fragment reassembly.
 pub struct Receiver {
-    cache: Vec<Option<Atom>>,
+    cache: AtomCache,
     /// The last atom-cache section (its raw bytes) and the table it gave: a stream of like
     /// messages repeats the same section, and sharing the table spares an allocation and a
     /// reference count per atom per message.
@@ -101,7 +103,7 @@ impl Receiver {
     pub fn with_limit(max_reassembly: usize) -> Receiver {
         let no_atoms: Arc<[Atom]> = Arc::from(Vec::new());
         Receiver {
-            cache: vec![None; CACHE_SLOTS],
+            cache: AtomCache::default(),
             last_section: Vec::new(),
             last_atoms: no_atoms.clone(),
             no_atoms,
@@ -250,7 +252,7 @@ impl Receiver {
             let mut atoms = Vec::with_capacity(count);
             for (i, &index) in indexes.iter().enumerate() {
                 let slot = ((nibble(i) & 0x07) as usize) * 256 + index as usize;
-                match &self.cache[slot] {
+                match self.cache.get(slot) {
                     Some(atom) => atoms.push(atom.clone()),
                     None => return Err(err(format!("atom cache reference to empty slot {slot}"))),
                 }
@@ -280,10 +282,10 @@ impl Receiver {
                     return Err(err("atom cache entry longer than 255 characters"));
                 }
                 let atom = Atom::new(text);
-                self.cache[slot] = Some(atom.clone());
+                self.cache.set(slot, atom.clone());
                 atoms.push(atom);
             } else {
-                match &self.cache[slot] {
+                match self.cache.get(slot) {
                     Some(atom) => atoms.push(atom.clone()),
                     None => return Err(err(format!("atom cache reference to empty slot {slot}"))),
                 }
@@ -416,7 +418,7 @@ pub struct Sender {
     next_sequence: u64,
     /// What the peer's cache for this direction holds, slot by slot: atoms of control
     /// messages (node names, registered names) go out as one-byte references once known.
-    cache: Vec<Option<Atom>>,
+    cache: AtomCache,
 }
 
 impl Sender {
@@ -432,7 +434,7 @@ impl Sender {
             flags,
             fragment_size: fragment_size.max(1),
             next_sequence: 1,
-            cache: vec![None; CACHE_SLOTS],
+            cache: AtomCache::default(),
         }
     }
 
@@ -556,9 +558,9 @@ impl Sender {
         let mut entries = Vec::with_capacity(n * 2);
         for (i, atom) in refs.iter().enumerate() {
             let slot = cache_slot(atom);
-            let new = self.cache[slot].as_ref() != Some(*atom);
+            let new = self.cache.get(slot) != Some(*atom);
             if new {
-                self.cache[slot] = Some((*atom).clone());
+                self.cache.set(slot, (*atom).clone());
             }
             let nibble = (u8::from(new) << 3) | (slot / 256) as u8;
             section[1 + i / 2] |= nibble << ((i % 2) * 4);
@@ -604,12 +606,35 @@ impl Sender {
     }
 }
 
-/// The cache slot of an atom: a hash of its text over the 2048 slots (8 segments of 256).
+/// The slot we give an atom in the peer's cache: a hash of its text. Only the first of the
+/// 8 segments is used: we cache a few dozen atoms (node and registered names), and one
+/// segment keeps our side of each connection's cache small.
 fn cache_slot(atom: &Atom) -> usize {
     let hash = atom.as_str().bytes().fold(0x811c_9dc5_u32, |h, b| {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     });
-    hash as usize % CACHE_SLOTS
+    hash as usize % SEGMENT
+}
+
+/// One side of a connection's atom cache: 2048 slots in 8 segments of 256, each segment
+/// allocated when first written (a full table is 32 KiB per direction and connection, and
+/// most connections use a fraction of it).
+#[derive(Default)]
+struct AtomCache {
+    segments: [Option<Box<[Option<Atom>]>>; CACHE_SLOTS / SEGMENT],
+}
+
+impl AtomCache {
+    fn get(&self, slot: usize) -> Option<&Atom> {
+        self.segments.get(slot / SEGMENT)?.as_ref()?[slot % SEGMENT].as_ref()
+    }
+
+    /// `slot` must be below 2048 (the wire format cannot say more).
+    fn set(&mut self, slot: usize, atom: Atom) {
+        let segment =
+            self.segments[slot / SEGMENT].get_or_insert_with(|| vec![None; SEGMENT].into());
+        segment[slot % SEGMENT] = Some(atom);
+    }
 }
 
 /// A buffer for a frame of `body_len` bytes, its length prefix reserved.
