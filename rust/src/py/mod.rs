@@ -10,6 +10,7 @@ pub mod errors;
 mod logger;
 pub mod node;
 pub mod terms;
+mod wake;
 
 use pyo3::prelude::*;
 

@@ -8,15 +8,13 @@
 
 use super::codec::{decode_body, encode_body, py_to_term, term_to_py};
 use super::terms::PyPid;
+use super::wake::WakeFd;
 use crate::etf::{Atom, Pid, Term};
 use crate::node::{self, Dest, Empty, Message, Node, NodeConfig, NodeError, Process};
 use pyo3::exceptions::{PyConnectionError, PyTimeoutError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
-use std::io::Write;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -58,9 +56,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Served {
     process: Arc<Process>,
     callback: Mutex<Option<Py<PyAny>>>,
-    /// For asyncio: the network thread writes a byte here when messages arrive, and the
-    /// event loop, watching the other end with `add_reader`, wakes without any other thread.
-    wake_socket: Mutex<Option<(UnixStream, UnixStream)>>,
+    /// For asyncio: the network thread makes this readable when messages arrive, and the
+    /// event loop, watching it with `add_reader`, wakes without any other thread.
+    wake_fd: Mutex<Option<WakeFd>>,
 }
 
 enum Job {
@@ -244,7 +242,7 @@ impl PyNode {
         let served = Arc::new(Served {
             process,
             callback: Mutex::new(None),
-            wake_socket: Mutex::new(None),
+            wake_fd: Mutex::new(None),
         });
         if let Some(cb) = callback {
             *lock(&served.callback) = Some(cb);
@@ -542,23 +540,20 @@ impl PyMailbox {
     /// A file descriptor that becomes readable when messages arrive (or the mailbox closes),
     /// for `loop.add_reader`; the reader drains it with `os.read`. Made on first use.
     fn wake_fd(&self) -> PyResult<i32> {
-        let mut socket = lock(&self.served.wake_socket);
-        if let Some((reader, _)) = socket.as_ref() {
-            return Ok(reader.as_raw_fd());
+        let mut slot = lock(&self.served.wake_fd);
+        if let Some(wake) = slot.as_ref() {
+            return Ok(wake.fd());
         }
-        let (reader, writer) = UnixStream::pair()?;
-        reader.set_nonblocking(true)?;
-        writer.set_nonblocking(true)?;
-        let fd = reader.as_raw_fd();
-        let hook_writer = writer.try_clone()?;
-        self.process().set_wake(Some(Arc::new(move || {
-            // A full socket already means "readable": dropping this byte loses nothing.
-            let _ = (&hook_writer).write(&[1]);
-        })));
-        *socket = Some((reader, writer));
+        let wake = WakeFd::new()?;
+        let waker = wake.waker()?;
+        self.process()
+            .set_wake(Some(Arc::new(move || waker.wake())));
+        // Set before this check, so a message arriving meanwhile wakes the loop either way.
         if self.process().pending() > 0 || self.process().is_closed() {
-            let _ = (&socket.as_ref().expect("just set").1).write(&[1]);
+            wake.waker()?.wake();
         }
+        let fd = wake.fd();
+        *slot = Some(wake);
         Ok(fd)
     }
 
