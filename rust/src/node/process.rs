@@ -5,8 +5,9 @@
 
 use crate::etf::{self, Atom, Pid, Reference, Term};
 use bytes::Bytes;
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use crossbeam_queue::SegQueue;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{fence, AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,13 +45,6 @@ impl Message {
 /// needs waking). It runs on a network thread: it must be quick and must not touch Python.
 pub type Wake = Arc<dyn Fn() + Send + Sync>;
 
-#[derive(Default)]
-struct Queue {
-    messages: VecDeque<Message>,
-    /// Threads blocked in `receive`: the condition variable is signalled only when someone waits.
-    waiting: usize,
-}
-
 /// What a process is linked to and who monitors it.
 #[derive(Default)]
 pub struct Relations {
@@ -66,7 +60,19 @@ pub struct Relations {
 pub struct Process {
     pub pid: Pid,
     pub name: Mutex<Option<Atom>>,
-    queue: Mutex<Queue>,
+    /// The messages: a lock-free queue, so a network thread pushing and a Python thread
+    /// popping never wait for each other's lock (with a mutex, the popper often slept on the
+    /// lock while the pusher, preempted, held it).
+    queue: SegQueue<Message>,
+    /// Messages pushed minus messages popped. It can dip below zero for a moment (a message
+    /// popped before its pusher counted it); the push that moves it from 0 to 1 calls the
+    /// wake hook, so the hook runs once per empty → non-empty transition.
+    queued: AtomicIsize,
+    /// Receivers that found the queue empty and are going to sleep: a pusher takes `sleep`'s
+    /// lock and signals `arrived` only when this is non-zero, so a stream of messages to an
+    /// awake receiver costs no lock and no system call.
+    sleepers: AtomicUsize,
+    sleep: Mutex<()>,
     arrived: Condvar,
     wake: Mutex<Option<Wake>>,
     closed: AtomicBool,
@@ -85,7 +91,10 @@ impl Process {
         Process {
             pid,
             name: Mutex::new(None),
-            queue: Mutex::new(Queue::default()),
+            queue: SegQueue::new(),
+            queued: AtomicIsize::new(0),
+            sleepers: AtomicUsize::new(0),
+            sleep: Mutex::new(()),
             arrived: Condvar::new(),
             wake: Mutex::new(None),
             closed: AtomicBool::new(false),
@@ -102,9 +111,9 @@ impl Process {
         if self.closed.swap(true, Ordering::AcqRel) {
             return false;
         }
-        let queue = lock(&self.queue);
+        let sleep = lock(&self.sleep);
         self.arrived.notify_all();
-        drop(queue);
+        drop(sleep);
         // Taken, not cloned: the hook may own whatever serves this process, and a closed
         // process needs it only this last time.
         let wake = lock(&self.wake).take();
@@ -124,16 +133,16 @@ impl Process {
         if self.is_closed() {
             return false;
         }
-        let mut queue = lock(&self.queue);
-        let was_empty = queue.messages.is_empty();
-        queue.messages.push_back(message);
-        // A receiver that is already awake will find this message without a signal; waking
-        // one per message would cost a futex call and a context switch each.
-        if queue.waiting > 0 && (was_empty || queue.waiting > 1) {
-            self.arrived.notify_one();
+        self.queue.push(message);
+        // Pairs with the fence in `wait`: either the sleeper sees this message when it
+        // looks again, or this push sees the sleeper and signals it.
+        fence(Ordering::SeqCst);
+        if self.sleepers.load(Ordering::Relaxed) > 0 {
+            let sleep = lock(&self.sleep);
+            self.arrived.notify_all();
+            drop(sleep);
         }
-        drop(queue);
-        if was_empty {
+        if self.queued.fetch_add(1, Ordering::AcqRel) == 0 {
             let wake = lock(&self.wake).clone();
             if let Some(wake) = wake {
                 wake();
@@ -144,49 +153,62 @@ impl Process {
 
     /// Takes the next message if there is one.
     pub fn try_receive(&self) -> Option<Message> {
-        lock(&self.queue).messages.pop_front()
+        let message = self.queue.pop()?;
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        Some(message)
     }
 
     /// Takes up to `max` waiting messages.
     pub fn drain(&self, max: usize, into: &mut Vec<Message>) {
-        let mut queue = lock(&self.queue);
-        let n = max.min(queue.messages.len());
-        into.extend(queue.messages.drain(..n));
+        while into.len() < max {
+            match self.try_receive() {
+                Some(message) => into.push(message),
+                None => break,
+            }
+        }
     }
 
     pub fn pending(&self) -> usize {
-        lock(&self.queue).messages.len()
+        self.queue.len()
     }
 
     /// Waits for a message until `deadline` (None: forever). Callers that must stay
     /// interruptible (Python's Ctrl-C) pass short deadlines and loop.
     pub fn wait(&self, deadline: Option<Instant>) -> Result<Message, Empty> {
-        let mut queue = lock(&self.queue);
-        loop {
-            if let Some(message) = queue.messages.pop_front() {
-                return Ok(message);
+        if let Some(message) = self.try_receive() {
+            return Ok(message);
+        }
+        let mut sleep = lock(&self.sleep);
+        self.sleepers.fetch_add(1, Ordering::Relaxed);
+        let result = loop {
+            // Pairs with the fence in `deliver` (see there).
+            fence(Ordering::SeqCst);
+            if let Some(message) = self.try_receive() {
+                break Ok(message);
             }
             if self.is_closed() {
-                return Err(Empty::Closed);
+                break Err(Empty::Closed);
             }
             let timeout = match deadline {
                 None => Duration::from_secs(3600),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
-                        return Err(Empty::Timeout);
+                        break Err(Empty::Timeout);
                     }
                     d - now
                 }
             };
-            queue.waiting += 1;
-            let (q, _) = self
+            // A pusher signals under `sleep`'s lock, which this thread holds from its last
+            // look at the queue until it sleeps: no signal falls in between.
+            sleep = self
                 .arrived
-                .wait_timeout(queue, timeout)
-                .unwrap_or_else(|e| e.into_inner());
-            queue = q;
-            queue.waiting -= 1;
-        }
+                .wait_timeout(sleep, timeout)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        };
+        self.sleepers.fetch_sub(1, Ordering::Relaxed);
+        result
     }
 }
 
@@ -325,5 +347,40 @@ mod tests {
         p.drain(3, &mut some);
         assert_eq!(some.len(), 3);
         assert_eq!(p.pending(), 2);
+    }
+
+    #[test]
+    fn no_wake_up_is_lost_when_a_message_races_a_sleeper() {
+        // The receiver goes to sleep while the sender pushes, over and over, with the two
+        // landing in every order; a lost signal would show as a wait running to its deadline.
+        let p = Arc::new(Process::new(pid()));
+        let q = p.clone();
+        let rounds = 3000;
+        let receiver = std::thread::spawn(move || {
+            for i in 0..rounds {
+                let start = Instant::now();
+                let m = q
+                    .wait(Some(start + Duration::from_secs(5)))
+                    .expect("a message");
+                assert_eq!(m.to_term().unwrap(), Term::Int(i));
+                assert!(
+                    start.elapsed() < Duration::from_secs(2),
+                    "round {i} waited too long"
+                );
+            }
+        });
+        for i in 0..rounds {
+            if i % 3 == 0 {
+                std::thread::yield_now();
+            }
+            for _ in 0..(i % 7) * 50 {
+                std::hint::spin_loop();
+            }
+            assert!(p.deliver(Message::from_term(&Term::Int(i))));
+            while p.pending() > 0 {
+                std::hint::spin_loop();
+            }
+        }
+        receiver.join().unwrap();
     }
 }
