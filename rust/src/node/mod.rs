@@ -21,6 +21,7 @@ use crate::epmd;
 use crate::etf::{Atom, Pid, Reference, Term};
 use connection::Connection;
 pub use process::{lock, Empty, Message, Process};
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -125,8 +126,10 @@ enum Link {
 
 #[derive(Default)]
 struct Table {
-    processes: HashMap<u32, Arc<Process>>,
-    names: HashMap<Atom, Arc<Process>>,
+    // FxHash: pids are ours, and a peer can look names up but never add one, so a fast
+    // hash without a random key is safe here (routing does a lookup per message).
+    processes: FxHashMap<u32, Arc<Process>>,
+    names: FxHashMap<Atom, Arc<Process>>,
     links: HashMap<Atom, Link>,
 }
 

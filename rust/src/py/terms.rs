@@ -5,8 +5,8 @@ use crate::etf;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyTuple, PyType};
+use rustc_hash::FxBuildHasher;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, MutexGuard};
 
 /// Python's `repr` of a str, close enough for the node names and atoms we print.
@@ -327,37 +327,10 @@ pub fn types(py: Python<'_>) -> PyResult<&'static Types> {
     })
 }
 
-/// FxHash: atoms are short and not attacker-chosen in number (the cache is bounded), so a
-/// fast non-keyed hash is enough.
-#[derive(Default)]
-pub struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            self.add(u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])));
-        }
-        for &b in chunks.remainder() {
-            self.add(b as u64);
-        }
-    }
-    fn write_u8(&mut self, b: u8) {
-        self.add(b as u64);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl FxHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
 /// Keyed by the atom's UTF-8 bytes, so a decoder that finds them here skips validating them.
-type AtomMap = HashMap<Box<[u8]>, Py<PyAny>, BuildHasherDefault<FxHasher>>;
+/// FxHash: atoms are short and their number is bounded (the cache is), so a fast hash
+/// without a random key is enough.
+type AtomMap = HashMap<Box<[u8]>, Py<PyAny>, FxBuildHasher>;
 
 /// Decoded atoms are shared objects: one `Atom` per text, so decoding `ok` a million times
 /// allocates nothing and map lookups hit the cached hash.
