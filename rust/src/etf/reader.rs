@@ -67,24 +67,37 @@ impl<'a> Reader<'a> {
         self.error_at(self.pos, message)
     }
 
+    // The readers below run for every byte of every term: inlined, with the error built
+    // out of line, a read is a bounds check and a load.
+    #[inline]
     pub fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if n > self.remaining() {
-            return Err(self.error(format!(
-                "truncated input: {n} bytes needed, {} left",
-                self.remaining()
-            )));
+        // A wrapped end lies before `pos`, which `get` refuses like any other bad range.
+        match self.data.get(self.pos..self.pos.wrapping_add(n)) {
+            Some(out) => {
+                self.pos += n;
+                Ok(out)
+            }
+            _ => Err(self.truncated(n)),
         }
-        let out = &self.data[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(out)
     }
 
+    #[cold]
+    #[inline(never)]
+    fn truncated(&self, n: usize) -> DecodeError {
+        self.error(format!(
+            "truncated input: {n} bytes needed, {} left",
+            self.remaining()
+        ))
+    }
+
+    #[inline]
     fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.bytes(N)?);
         Ok(out)
     }
 
+    #[inline]
     pub fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.array::<1>()?[0])
     }
@@ -93,14 +106,17 @@ impl<'a> Reader<'a> {
         self.data.get(self.pos).copied()
     }
 
+    #[inline]
     pub fn u16(&mut self) -> Result<u16, DecodeError> {
         Ok(u16::from_be_bytes(self.array()?))
     }
 
+    #[inline]
     pub fn u32(&mut self) -> Result<u32, DecodeError> {
         Ok(u32::from_be_bytes(self.array()?))
     }
 
+    #[inline]
     pub fn i32(&mut self) -> Result<i32, DecodeError> {
         Ok(i32::from_be_bytes(self.array()?))
     }
@@ -163,6 +179,7 @@ impl<'a> Reader<'a> {
     /// The bytes of an atom (ATOM, SMALL_ATOM, ATOM_UTF8, SMALL_ATOM_UTF8) whose tag has been
     /// read, not yet checked: a caller that has seen these exact bytes before may skip the
     /// checks of [`Reader::utf8_atom_text`] / [`Reader::latin1_atom_text`].
+    #[inline]
     pub fn atom_bytes(&mut self, tag: u8) -> Result<&'a [u8], DecodeError> {
         let len = if matches!(tag, tags::SMALL_ATOM_UTF8 | tags::SMALL_ATOM) {
             self.u8()? as usize

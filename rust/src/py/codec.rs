@@ -141,6 +141,13 @@ impl<'a, 'py> Decoder<'a, 'py> {
                 // Known bytes skip the checks and go straight to the cached object. Latin-1
                 // bytes name the same atom as UTF-8 ones only when they are ASCII.
                 let raw = self.r.atom_bytes(tag)?;
+                match raw {
+                    b"true" => return Ok(unsafe { Bound::from_borrowed_ptr(py, ffi::Py_True()) }),
+                    b"false" => {
+                        return Ok(unsafe { Bound::from_borrowed_ptr(py, ffi::Py_False()) })
+                    }
+                    _ => {}
+                }
                 let utf8 = matches!(tag, tags::SMALL_ATOM_UTF8 | tags::ATOM_UTF8);
                 let known = if utf8 || raw.is_ascii() {
                     self.atoms.cached(py, raw)
@@ -148,8 +155,6 @@ impl<'a, 'py> Decoder<'a, 'py> {
                     None
                 };
                 match (raw, known) {
-                    (b"true", _) => unsafe { Bound::from_borrowed_ptr(py, ffi::Py_True()) },
-                    (b"false", _) => unsafe { Bound::from_borrowed_ptr(py, ffi::Py_False()) },
                     (_, Some(atom)) => atom,
                     (_, None) if utf8 => {
                         let text = self.r.utf8_atom_text(raw, start)?;
