@@ -160,11 +160,16 @@ impl Process {
 
     /// Takes up to `max` waiting messages.
     pub fn drain(&self, max: usize, into: &mut Vec<Message>) {
-        while into.len() < max {
-            match self.try_receive() {
+        let mut taken = 0;
+        while taken < max {
+            match self.queue.pop() {
                 Some(message) => into.push(message),
                 None => break,
             }
+            taken += 1;
+        }
+        if taken > 0 {
+            self.queued.fetch_sub(taken as isize, Ordering::AcqRel);
         }
     }
 
