@@ -94,9 +94,7 @@ def main() -> None:
                     figures[key].append(result[w.figure])
                     count = args.n if w.key in ("W1", "W5") else settings.pings
                     cpu[key].append((cpu_seconds(pid) - before) / count * 1e6)
-            b_over_a = statistics.median(
-                ratio(w, b, a) for a, b in zip(figures["A"], figures["B"])
-            )
+            b_over_a = statistics.median(ratio(w, b, a) for a, b in zip(figures["A"], figures["B"]))
             print(f"\n{w.title} [{w.unit}], {args.rounds} rounds", flush=True)
             for key in remotes:
                 print(

@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import re
 import secrets
 import shutil
@@ -55,6 +54,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from report import machine_line, python_command, write_block
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "BENCHMARKS.md"
@@ -335,26 +336,10 @@ def measure(runner: Runner, ops: list[Op], runs: int) -> dict[str, list[float]]:
     return results
 
 
-def machine() -> str:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    version = subprocess.run(
+def valgrind_version() -> str:
+    return subprocess.run(
         [VALGRIND, "--version"], capture_output=True, text=True, check=False
     ).stdout.strip()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    ).stdout.strip()
-    return (
-        f"{cpu}, kernel {platform.release()}; Python {platform.python_version()}, {version}, "
-        f"erlnode commit {commit or 'unknown'}"
-    )
 
 
 def render(ops: list[Op], results: dict[str, list[float]], runs: int, command: str) -> str:
@@ -385,35 +370,10 @@ def render(ops: list[Op], results: dict[str, list[float]], runs: int, command: s
         "are not in them), and callgrind runs threads one at a time, so for `net_receive` "
         "the batching of messages per wake-up is not the native one.",
         "",
-        f"Machine: {machine()}. Date: {date}. Command: `{command}`.",
+        f"Machine: {machine_line(valgrind_version())}. Date: {date}. Command: `{command}`.",
         "",
     ]
     return "\n".join(lines)
-
-
-def python_command() -> str:
-    """The interpreter as typed from the repository root (`.venv/bin/python`)."""
-    try:
-        return str(Path(sys.executable).relative_to(ROOT))
-    except ValueError:
-        return sys.executable
-
-
-def write_block(path: Path, block: str) -> None:
-    """Replaces the text between our markers, or adds the section after the blocks above it."""
-    text = path.read_text()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + BEGIN + "\n" + block + "\n" + END + rest.split(END, 1)[1]
-    else:
-        section = f"\n\n{HEADING}\n\n{BEGIN}\n{block}\n{END}"
-        anchor = next((a for a in AFTER if a in text), None)
-        if anchor is None:
-            text = text.rstrip("\n") + section + "\n"
-        else:
-            head, tail = text.split(anchor, 1)
-            text = head + anchor + section + tail
-    path.write_text(text)
 
 
 def main() -> None:
@@ -450,7 +410,7 @@ def main() -> None:
     block = render(ops, results, args.runs, command)
     print(block)
     if args.write:
-        write_block(BENCHMARKS, block)
+        write_block(BENCHMARKS, block, BEGIN, END, HEADING, AFTER)
         print(f"written to {BENCHMARKS}")
 
 

@@ -35,7 +35,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import secrets
 import socket
 import statistics
@@ -44,6 +43,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
+
+from report import machine_line, python_command, write_block
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "BENCHMARKS.md"
@@ -292,35 +293,6 @@ def mb(value: float) -> str:
     return f"{value / (1024 * 1024):,.1f} MiB"
 
 
-def machine() -> str:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    otp = subprocess.run(
-        ["erl", "-noshell", "-eval", 'io:format("~s", [erlang:system_info(otp_release)]), halt().'],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    ).stdout.strip()
-    version = Path("/usr/lib/erlang/releases") / otp / "OTP_VERSION"
-    if version.exists():
-        otp = version.read_text().strip()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    ).stdout.strip()
-    return (
-        f"nproc {os.cpu_count()}, {cpu}, kernel {platform.release()}; Erlang/OTP {otp}, "
-        f"Python {platform.python_version()}, erlnode commit {commit or 'unknown'}"
-    )
-
-
 def render(
     f: dict[str, float], runs: int, n: int, k: int, thread_names: list[str], command: str
 ) -> str:
@@ -358,34 +330,10 @@ def render(
         "Tokio's two workers are `erlnode-net`; a third `erlnode-net` is its blocking-pool "
         "thread, which resolved the peers' host names and exits after 10 s idle.",
         "",
-        f"Machine: {machine()}. Date: {date}. Command: `{command}`.",
+        f"Machine: {machine_line()}. Date: {date}. Command: `{command}`.",
         "",
     ]
     return "\n".join(lines)
-
-
-def python_command() -> str:
-    """The interpreter as typed from the repository root (`.venv/bin/python`)."""
-    try:
-        return str(Path(sys.executable).relative_to(ROOT))
-    except ValueError:
-        return sys.executable
-
-
-def write_block(path: Path, block: str) -> None:
-    """Replaces the text between our markers, or adds the section after the codec block."""
-    text = path.read_text()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + BEGIN + "\n" + block + "\n" + END + rest.split(END, 1)[1]
-    else:
-        section = f"\n\n{HEADING}\n\n{BEGIN}\n{block}\n{END}"
-        if AFTER in text:
-            head, tail = text.split(AFTER, 1)
-            text = head + AFTER + section + tail
-        else:
-            text = text.rstrip("\n") + section + "\n"
-    path.write_text(text)
 
 
 def main() -> None:
@@ -424,7 +372,7 @@ def main() -> None:
     block = render(f, args.runs, args.mailboxes, args.peers, py[-1]["thread_names"], command)
     print(block)
     if args.write:
-        write_block(BENCHMARKS, block)
+        write_block(BENCHMARKS, block, BEGIN, END, HEADING, [AFTER])
         print(f"written to {BENCHMARKS}")
     print(f"took {time.monotonic() - started:.0f} s")
 

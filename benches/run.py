@@ -23,13 +23,11 @@ Every process started here is stopped by its pid at the end, also on failure or 
 from __future__ import annotations
 
 import argparse
-import datetime
 import glob
 import importlib.metadata
 import importlib.util
 import json
 import os
-import platform
 import secrets
 import shutil
 import signal
@@ -45,6 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty, Queue
 from typing import Any, Callable
+
+from report import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHES = ROOT / "benches"
@@ -465,42 +465,6 @@ def fmt(value: float) -> str:
     if value >= 10:
         return f"{value:.1f}"
     return f"{value:.2f}"
-
-
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    otp_file = Path("/usr/lib/erlang/releases")
-    otp = subprocess.run(
-        ["erl", "-noshell", "-eval", 'io:format("~s", [erlang:system_info(otp_release)]), halt().'],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout.strip()
-    version_file = otp_file / otp / "OTP_VERSION"
-    if version_file.exists():
-        otp = version_file.read_text().strip()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    ).stdout.strip()
-    return {
-        "nproc": str(os.cpu_count()),
-        "cpu": cpu,
-        "kernel": platform.release(),
-        "otp": otp,
-        "python": platform.python_version(),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "commit": commit or "unknown",
-    }
 
 
 def render(
