@@ -507,6 +507,7 @@ def render(
 
     py2py = extras["py2py"]
     erl_w1 = median(results["W1"]["erlang"], "rate")
+    lines += targets(s, wls, results, extras)
     lines += ["", "Spread (min–max over the runs):", ""]
     lines += ["| workload | " + " | ".join(label for _, label in contenders) + " |"]
     lines.append("|---" * (len(contenders) + 1) + "|")
@@ -577,6 +578,60 @@ def render(
         END,
     ]
     return "\n".join(lines)
+
+
+def targets(
+    s: Settings,
+    wls: list[Workload],
+    results: dict[str, dict[str, list[dict[str, float]]]],
+    extras: dict[str, Any],
+) -> list[str]:
+    """The performance issue's targets next to what this run measured."""
+    by_key = {w.key: w for w in wls}
+    rows: list[tuple[str, str, bool]] = []
+
+    def speed(key: str, w: Workload) -> float:
+        return paired_ratio(w, results[w.key][key], results[w.key]["erlang"])
+
+    for key, goal in (("W1", 1.0), ("W3", 1.0), ("W4", 1.0), ("W5", 1.0)):
+        ratio_ = speed("plain", by_key[key])
+        rows.append((f"`receive()` {key} ≥ {goal:.1f}× Erlang", f"{ratio_:.2f}×", ratio_ >= goal))
+    w2 = speed("plain", by_key["W2"])
+    rows.append(
+        ("`receive()` W2 median round trip ≤ 1.2× Erlang's", f"{1 / w2:.2f}×", 1 / w2 <= 1.2)
+    )
+    for mode in ("callback", "asyncio"):
+        of_plain = {
+            w.key: paired_ratio(w, results[w.key][mode], results[w.key]["plain"]) for w in wls
+        }
+        worst = min(of_plain, key=lambda k: of_plain[k])
+        rows.append(
+            (
+                f"{mode} ≥ 0.8× the plain loop, every workload",
+                f"lowest {of_plain[worst]:.2f}× ({worst}); "
+                + ", ".join(f"{k} {v:.2f}" for k, v in of_plain.items()),
+                of_plain[worst] >= 0.8,
+            )
+        )
+    py2py = paired_ratio(by_key["W1"], extras["py2py"], results["W1"]["erlang"])
+    rows.append(("erlnode ⇄ erlnode W1 ≥ 2× Erlang ⇄ Erlang", f"{py2py:.2f}×", py2py >= 2.0))
+    idle = max(extras["idle"][mode] for mode in PY_MODES) / s.idle_seconds
+    rows.append(("idle node under 1 % of a core", f"{100 * idle:.1f} %", idle < 0.01))
+    start = extras["startup"]
+    imported = 1000 * statistics.median(start["import"])
+    ready = 1000 * statistics.median(start["ready"])
+    rows.append(("`import erlnode` under 30 ms", f"{imported:.1f} ms", imported < 30))
+    rows.append(("`Node()` ready under 50 ms", f"{ready:.1f} ms", ready < 50))
+    lines = ["", "Targets of the performance issue, as measured in this run:", ""]
+    lines += ["| target | measured | |", "|---|---|---|"]
+    lines += [f"| {t} | {m} | {'met' if ok else 'not met'} |" for t, m, ok in rows]
+    lines += [
+        "",
+        "A ratio within about 0.1 of its target is inside this machine's run-to-run noise (see the "
+        "spread table and the history of full runs below); `benches/ab.py` decides smaller "
+        "differences.",
+    ]
+    return lines
 
 
 def median(runs: list[dict[str, float]], key: str) -> float:
