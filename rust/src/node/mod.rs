@@ -13,6 +13,7 @@ pub mod names;
 pub mod process;
 pub mod runtime;
 mod signals;
+pub mod wake;
 
 use crate::dist::control::Control;
 use crate::dist::flags;

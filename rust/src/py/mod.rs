@@ -10,7 +10,6 @@ pub mod errors;
 mod logger;
 pub mod node;
 pub mod terms;
-mod wake;
 
 use pyo3::prelude::*;
 

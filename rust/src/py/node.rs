@@ -8,8 +8,8 @@
 
 use super::codec::{decode_body, encode_body, py_to_term, term_to_py};
 use super::terms::PyPid;
-use super::wake::WakeFd;
 use crate::etf::{Atom, Pid, Term};
+use crate::node::wake::WakeFd;
 use crate::node::{self, Dest, Empty, Message, Node, NodeConfig, NodeError, Process};
 use pyo3::exceptions::{PyConnectionError, PyTimeoutError, PyValueError};
 use pyo3::prelude::*;

@@ -1,4 +1,4 @@
-//! A descriptor that any thread can make readable, for an asyncio loop to watch.
+//! A descriptor that any thread can make readable, for an event loop (asyncio) to watch.
 //!
 //! On Linux it is an eventfd: one descriptor holding a counter, so a wake-up is one small
 //! system call with no socket buffers behind it. Elsewhere it is a Unix socket pair.
