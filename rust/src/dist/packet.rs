@@ -34,7 +34,8 @@ const CACHE_SLOTS: usize = 2048;
 /// Slots per segment of the atom cache.
 const SEGMENT: usize = 256;
 
-/// The default cap on bytes buffered for incomplete fragmented messages (per connection).
+/// The default cap on bytes buffered (or set aside) for incomplete fragmented messages, per
+/// connection.
 pub const DEFAULT_MAX_REASSEMBLY: usize = 256 << 20;
 
 /// At most this much is set aside for a fragmented message before its data arrives.
@@ -67,6 +68,9 @@ struct Partial {
     /// The FragId the next continuation must carry.
     next: u64,
     data: BytesMut,
+    /// Bytes counted against the reassembly cap for this message: its data, or the room
+    /// set aside for it if that is more.
+    reserved: usize,
 }
 
 /// The receiving half of a connection: atom cache and fragment reassembly.
@@ -160,15 +164,17 @@ impl Receiver {
             )));
         }
         let data = &frame[start..];
-        self.reserve(data.len(), seq)?;
         // Fragments are all about the size of the first: room for all of them at once saves
         // the copies of growing the buffer step by step. The claimed count is the peer's
-        // word, so the room is bounded (past that, the buffer grows as data really arrives).
-        let expected = (frag as usize)
+        // word, so the room counts against the cap like data, and one message may set aside
+        // at most a quarter of what is left of it (the others must still fit).
+        let room = (frag as usize)
             .saturating_mul(data.len())
             .min(PREALLOCATE_LIMIT)
-            .min(self.max_reassembly.saturating_sub(self.buffered) + data.len());
-        let mut buffer = BytesMut::with_capacity(expected);
+            .min(self.max_reassembly.saturating_sub(self.buffered) / 4)
+            .max(data.len());
+        self.reserve(room, seq)?;
+        let mut buffer = BytesMut::with_capacity(room);
         buffer.extend_from_slice(data);
         self.partials.insert(
             seq,
@@ -176,6 +182,7 @@ impl Receiver {
                 atoms,
                 next: frag - 1,
                 data: buffer,
+                reserved: room,
             },
         );
         Ok(None)
@@ -199,15 +206,19 @@ impl Receiver {
                 "fragment {frag} of sequence {seq} out of order (expected {expected})"
             )));
         }
-        self.reserve(data.len(), seq)?;
+        let beyond = (partial.data.len() + data.len()).saturating_sub(partial.reserved);
+        if beyond > 0 {
+            self.reserve(beyond, seq)?;
+        }
         let partial = self.partials.get_mut(&seq).expect("checked above");
+        partial.reserved += beyond;
         partial.data.extend_from_slice(data);
         partial.next -= 1;
         if frag > 1 {
             return Ok(None);
         }
         let partial = self.partials.remove(&seq).expect("checked above");
-        self.buffered -= partial.data.len();
+        self.buffered -= partial.reserved;
         message(partial.data.freeze(), partial.atoms).map(Some)
     }
 
@@ -226,7 +237,7 @@ impl Receiver {
 
     fn drop_sequence(&mut self, seq: u64) {
         if let Some(partial) = self.partials.remove(&seq) {
-            self.buffered -= partial.data.len();
+            self.buffered -= partial.reserved;
         }
     }
 
@@ -1018,6 +1029,34 @@ mod tests {
         rx.receive(fragment(true, 3, 3, &chunk)).unwrap();
         assert!(rx.receive(fragment(true, 4, 3, &chunk)).is_err());
         assert_eq!(rx.buffered(), 800);
+    }
+
+    #[test]
+    fn a_claimed_fragment_count_sets_aside_bounded_room() {
+        let mut rx = Receiver::with_limit(1 << 20);
+        let chunk = vec![7u8; 1000];
+        // A peer's word for the fragment count is not memory: at most a quarter of the cap.
+        rx.receive(fragment(true, 1, u64::MAX, &chunk)).unwrap();
+        assert_eq!(rx.buffered(), (1 << 20) / 4);
+        // Every further message gets a quarter of what is left, and the total stays capped.
+        for seq in 2..200 {
+            if rx.receive(fragment(true, seq, u64::MAX, &chunk)).is_err() {
+                break;
+            }
+        }
+        assert!(rx.buffered() <= 1 << 20);
+        // A real message whose fragments fit in its room completes, and frees what it held.
+        let d = send_data(1, &message_body());
+        let half = d.len() / 2;
+        let mut rx = Receiver::with_limit(1 << 20);
+        rx.receive(fragment(true, 9, 2, &d[..half])).unwrap();
+        assert_eq!(rx.buffered(), 2 * half, "room for both fragments");
+        let done = rx
+            .receive(fragment(false, 9, 1, &d[half..]))
+            .unwrap()
+            .unwrap();
+        assert!(done.payload.is_some());
+        assert_eq!(rx.buffered(), 0);
     }
 
     #[test]
