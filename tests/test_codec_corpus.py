@@ -93,3 +93,21 @@ def test_python_values_checked_by_erlang(session_erl: Erl) -> None:
             continue
         session_erl.bind("V", erlnode.encode(value))
         assert session_erl.eval(f"binary_to_term(V) =:= {expr}") is True, (value, expr)
+
+
+def test_big_binaries_inside_terms_are_checked_by_erlang(session_erl: Erl) -> None:
+    # `encode` assembles a term holding big binaries from its buffer and the binaries'
+    # own bytes; Erlang must see exactly the term its own term_to_binary would describe.
+    big = bytes(range(256)) * 512  # 128 KiB
+    other = b"\x01" * (64 * 1024)
+    value = (Atom("blobs"), [big, b"small", other, big], {Atom("k"): other}, 7)
+    encoded = erlnode.encode(value)
+    session_erl.bind("V", encoded)
+    expr = (
+        "begin Big = list_to_binary(lists:duplicate(512, lists:seq(0, 255))),"
+        " Other = binary:copy(<<1>>, 65536),"
+        " {blobs, [Big, <<\"small\">>, Other, Big], #{k => Other}, 7} end"
+    )
+    assert session_erl.eval(f"binary_to_term(V) =:= {expr}") is True
+    assert session_erl.eval(f"term_to_binary({expr}, [{{minor_version, 2}}]) =:= V") is True
+    assert erlnode.decode(encoded) == value

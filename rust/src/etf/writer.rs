@@ -50,9 +50,14 @@ pub fn float(out: &mut Vec<u8>, value: f64) {
 }
 
 pub fn binary(out: &mut Vec<u8>, data: &[u8]) {
-    out.push(tags::BINARY);
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    binary_header(out, data.len());
     out.extend_from_slice(data);
+}
+
+/// The tag and length of a binary, for a writer that places the data itself.
+pub fn binary_header(out: &mut Vec<u8>, len: usize) {
+    out.push(tags::BINARY);
+    out.extend_from_slice(&(len as u32).to_be_bytes());
 }
 
 pub fn bit_binary(out: &mut Vec<u8>, data: &[u8], bits: u8) {

@@ -541,7 +541,19 @@ struct Encoder<'py, 'o> {
     atom_type: *mut ffi::PyTypeObject,
     depth: usize,
     active: HashSet<usize>,
+    /// Set by `encode`: big `bytes` are recorded here instead of being copied into `out`.
+    splices: Option<Vec<Splice<'py>>>,
 }
+
+/// A binary left out of the buffer: its data belongs at `at`.
+struct Splice<'py> {
+    at: usize,
+    data: Bound<'py, PyBytes>,
+}
+
+/// `encode` leaves binaries of at least this size out of its buffer and copies them straight
+/// from their `bytes` into the result: each of their bytes is copied once instead of twice.
+const SPLICE_MIN: usize = 64 * 1024;
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
@@ -585,6 +597,7 @@ impl<'py> Encoder<'py, '_> {
             atom_type: Types::ptr(&types.atom),
             depth: 0,
             active: HashSet::new(),
+            splices: None,
         })
     }
 
@@ -748,6 +761,16 @@ impl<'py> Encoder<'py, '_> {
     unsafe fn bytes(&mut self, obj: *mut ffi::PyObject) {
         let data = ffi::PyBytes_AsString(obj);
         let len = ffi::PyBytes_Size(obj) as usize;
+        if self.splices.is_some() && len >= SPLICE_MIN {
+            // Only exact `bytes` get here: immutable, and kept alive by the reference.
+            writer::binary_header(self.out, len);
+            let splice = Splice {
+                at: self.out.len(),
+                data: self.bound(obj).cast_into_unchecked::<PyBytes>(),
+            };
+            self.splices.get_or_insert_with(Vec::new).push(splice);
+            return;
+        }
         writer::binary(self.out, std::slice::from_raw_parts(data.cast::<u8>(), len));
     }
 
@@ -957,6 +980,49 @@ fn compression_level(compressed: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u
     }
 }
 
+/// Encodes into `buf` with big binaries left out, then copies the buffer's pieces and those
+/// binaries into one new `bytes`.
+fn encode_spliced<'py>(
+    term: &Bound<'py, PyAny>,
+    buf: &mut Vec<u8>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let py = term.py();
+    let mut encoder = Encoder::new(py, buf)?;
+    encoder.splices = Some(Vec::new());
+    let result = encoder.term(term.as_ptr());
+    let splices = encoder.splices.take().unwrap_or_default();
+    result.map_err(|e| e.into_py())?;
+    if splices.is_empty() {
+        return Ok(PyBytes::new(py, buf));
+    }
+    let total = buf.len()
+        + splices
+            .iter()
+            .map(|s| s.data.as_bytes().len())
+            .sum::<usize>();
+    unsafe {
+        // Uninitialised, then filled completely below.
+        let out = owned(
+            py,
+            ffi::PyBytes_FromStringAndSize(std::ptr::null(), total as ffi::Py_ssize_t),
+        )?;
+        let mut dst = ffi::PyBytes_AsString(out.as_ptr()).cast::<u8>();
+        let mut from = 0;
+        for splice in &splices {
+            let head = &buf[from..splice.at];
+            std::ptr::copy_nonoverlapping(head.as_ptr(), dst, head.len());
+            dst = dst.add(head.len());
+            let data = splice.data.as_bytes();
+            std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len());
+            dst = dst.add(data.len());
+            from = splice.at;
+        }
+        let tail = &buf[from..];
+        std::ptr::copy_nonoverlapping(tail.as_ptr(), dst, tail.len());
+        Ok(out.cast_into_unchecked::<PyBytes>())
+    }
+}
+
 /// `encode(term, *, compressed=False) -> bytes`: the term as a standalone external term.
 #[pyfunction]
 #[pyo3(signature = (term, *, compressed = None))]
@@ -969,10 +1035,11 @@ pub fn encode<'py>(
     let mut buf = BUFFER.with(Cell::take);
     buf.clear();
     buf.push(etf::VERSION);
-    let result = encode_body(term, &mut buf).map(|()| match level {
-        None => PyBytes::new(py, &buf),
-        Some(level) => PyBytes::new(py, &writer::compress(buf.clone(), level)),
-    });
+    let result = match level {
+        None => encode_spliced(term, &mut buf),
+        Some(level) => encode_body(term, &mut buf)
+            .map(|()| PyBytes::new(py, &writer::compress(buf.clone(), level))),
+    };
     if buf.capacity() <= KEEP_BUFFER {
         BUFFER.with(|b| b.set(buf));
     }
