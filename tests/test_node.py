@@ -137,13 +137,39 @@ def test_large_binary_each_way_uses_fragments(erl: Erl, node: erlnode.Node) -> N
     echo_forever(mbox)
     ok = erl.eval(
         f"""
-        Big = binary:copy(<<1, 2, 3, 4>>, 16 * 1024 * 1024),
+        Big = binary:copy(crypto:strong_rand_bytes(4099), 4096),
         {{echo, '{node.name}'}} ! {{self(), {{big, Big}}}},
         receive {{big, Back}} -> Back =:= Big after 60000 -> timeout end
         """,
         timeout=120,
     )
     assert ok is True
+
+
+def test_interleaved_fragmented_messages_arrive_whole(erl: Erl, node: erlnode.Node) -> None:
+    # Several Erlang processes send big (fragmented) and small messages at once, so the
+    # fragments of different messages and whole small messages interleave on the connection.
+    mbox = node.mailbox("echo")
+    echo_forever(mbox)
+    result = erl.eval(
+        f"""
+        Self = self(),
+        Senders = [spawn(fun() ->
+            Msgs = [case I rem 3 of
+                        0 -> crypto:strong_rand_bytes(300000 + I * 7919);
+                        _ -> {{small, K, I}}
+                    end || I <- lists:seq(1, 12)],
+            Bad = [M || M <- Msgs,
+                        begin {{echo, '{node.name}'}} ! {{self(), M}},
+                              receive R -> R =/= M after 30000 -> true end
+                        end],
+            Self ! {{done, K, Bad}}
+          end) || K <- lists:seq(1, 4)],
+        [receive {{done, K, Bad}} -> Bad after 60000 -> timeout end || K <- lists:seq(1, 4)]
+        """,
+        timeout=120,
+    )
+    assert result == [[], [], [], []]
 
 
 def test_python_to_python(node: erlnode.Node) -> None:
