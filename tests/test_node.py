@@ -93,6 +93,26 @@ def test_unknown_name_and_closed_mailbox_drop_messages(erl: Erl, node: erlnode.N
         closed.receive(timeout=0.1)
 
 
+def test_a_name_taken_over_after_its_mailbox_closed_gets_the_next_messages(
+    erl: Erl, node: erlnode.Node
+) -> None:
+    # Routing remembers a connection's last destination; closing a mailbox must end that.
+    first = node.mailbox("desk")
+    erl.bind("Old", erlnode.encode(first.pid))
+    erl.eval(f"{{desk, '{node.name}'}} ! one, binary_to_term(Old) ! by_pid")
+    assert first.receive(timeout=10) == Atom("one")
+    assert first.receive(timeout=10) == Atom("by_pid")
+    first.close()
+    second = node.mailbox("desk")
+    erl.eval(f"{{desk, '{node.name}'}} ! two")
+    assert second.receive(timeout=10) == Atom("two")
+    # The old pid now names nothing: a message to it is dropped, not given to `second`.
+    erl.eval(f"binary_to_term(Old) ! three, {{desk, '{node.name}'}} ! four")
+    assert second.receive(timeout=10) == Atom("four")
+    with pytest.raises(TimeoutError):
+        second.receive(timeout=0.3)
+
+
 def test_gen_server_call_to_a_missing_name_fails_with_noproc(erl: Erl, node: erlnode.Node) -> None:
     result = erl.eval(f"catch gen_server:call({{nobody, '{node.name}'}}, hi, 20000)", timeout=30)
     assert result[0] == Atom("EXIT")
