@@ -148,34 +148,6 @@ fn decode_message(py: Python<'_>, message: &Message) -> PyResult<Py<PyAny>> {
     decode_body(py, &message.body, &message.atoms)
 }
 
-/// Small messages received one at a time are dropped in batches of this many.
-const RETIRE_BATCH: usize = 32;
-/// Bigger messages are dropped at once: a batch of them would hold on to much memory.
-const RETIRE_MAX_BYTES: usize = 1024;
-
-thread_local! {
-    static RETIRED: std::cell::RefCell<Vec<Message>> =
-        std::cell::RefCell::new(Vec::with_capacity(RETIRE_BATCH));
-}
-
-/// Decodes a message received on its own, and drops it later with others. Dropping a
-/// message releases a reference on its read buffer and on its atom table, counts the network
-/// thread keeps raising for newer messages: dropped one at a time, each release pulled those
-/// cache lines across the cores, dropped in a batch it is once per batch.
-fn decode_and_retire(py: Python<'_>, message: Message) -> PyResult<Py<PyAny>> {
-    let decoded = decode_message(py, &message);
-    if message.body.len() <= RETIRE_MAX_BYTES {
-        RETIRED.with(|retired| {
-            let mut retired = retired.borrow_mut();
-            retired.push(message);
-            if retired.len() >= RETIRE_BATCH {
-                retired.clear();
-            }
-        });
-    }
-    decoded
-}
-
 fn to_duration(seconds: f64) -> PyResult<Duration> {
     if !seconds.is_finite() || seconds < 0.0 {
         return Err(PyValueError::new_err(
@@ -505,7 +477,7 @@ impl PyMailbox {
     fn receive(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
         let process = self.process();
         if let Some(message) = process.try_receive() {
-            return decode_and_retire(py, message);
+            return decode_message(py, &message);
         }
         let deadline = match timeout {
             Some(t) => Some(Instant::now() + to_duration(t)?),
@@ -518,7 +490,7 @@ impl PyMailbox {
                 _ => slice_end,
             };
             match py.detach(|| process.wait(Some(until))) {
-                Ok(message) => return decode_and_retire(py, message),
+                Ok(message) => return decode_message(py, &message),
                 Err(Empty::Closed) => {
                     return Err(NodeClosedError::new_err("the mailbox is closed"))
                 }
@@ -555,7 +527,7 @@ impl PyMailbox {
     #[pyo3(signature = (default=None))]
     fn try_receive(&self, py: Python<'_>, default: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
         match self.process().try_receive() {
-            Some(message) => decode_and_retire(py, message),
+            Some(message) => decode_message(py, &message),
             None => {
                 if self.process().is_closed() {
                     return Err(NodeClosedError::new_err("the mailbox is closed"));
