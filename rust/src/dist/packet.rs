@@ -430,6 +430,10 @@ pub struct Sender {
     /// What the peer's cache for this direction holds, slot by slot: atoms of control
     /// messages (node names, registered names) go out as one-byte references once known.
     cache: AtomCache,
+    /// The last message-carrying control and the bytes its frames had before the message,
+    /// while they can be sent again as they are: a stream of messages to one destination
+    /// encodes its control once. Forgotten whenever the cache changes.
+    repeat: Option<(Control, Vec<u8>)>,
 }
 
 impl Sender {
@@ -446,6 +450,7 @@ impl Sender {
             fragment_size: fragment_size.max(1),
             next_sequence: 1,
             cache: AtomCache::default(),
+            repeat: None,
         }
     }
 
@@ -457,6 +462,53 @@ impl Sender {
     /// `payload_body` is the message term without its `131` version byte; it must be
     /// given exactly when `control.carries_message()`.
     pub fn encode(
+        &mut self,
+        control: &Control,
+        payload_body: Option<&[u8]>,
+        out: &mut Vec<Bytes>,
+    ) -> Result<(), DistError> {
+        if let Some(body) = payload_body {
+            if let Some(prefix) = self.repeat_prefix(control, body.len()) {
+                let mut frame = frame_with_capacity(prefix.len() + body.len());
+                frame.extend_from_slice(prefix);
+                frame.extend_from_slice(body);
+                out.push(finish_frame(frame));
+                return Ok(());
+            }
+        }
+        let before = out.len();
+        self.encode_afresh(control, payload_body, out)?;
+        if let (Some(body), [frame]) = (payload_body, &out[before..]) {
+            let head = &frame[4..frame.len() - body.len()];
+            if repeats(head) {
+                self.repeat = Some((control.clone(), head.to_vec()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The most data a frame may hold before a message must be cut into fragments (or, without
+    /// FRAGMENTS, refused).
+    fn whole_limit(&self) -> usize {
+        if self.flags & flags::FRAGMENTS != 0 {
+            self.fragment_size
+        } else {
+            u32::MAX as usize - (1 << 16)
+        }
+    }
+
+    /// The bytes before a message of `len` bytes under `control`, if the last frame's can
+    /// be sent again as they are.
+    fn repeat_prefix(&self, control: &Control, len: usize) -> Option<&[u8]> {
+        match &self.repeat {
+            Some((last, prefix)) if last == control && prefix.len() + len <= self.whole_limit() => {
+                Some(prefix)
+            }
+            _ => None,
+        }
+    }
+
+    fn encode_afresh(
         &mut self,
         control: &Control,
         payload_body: Option<&[u8]>,
@@ -544,6 +596,31 @@ impl Sender {
     /// The atom-cache section and the control term encoded against it: the atoms at the
     /// top of the control tuple (and the nodes of its pids, references and ports) become
     /// ATOM_CACHE_REFs, entered into the peer's cache the first time and referred to after.
+    /// Encodes one message per body, all under the same control message, as frames
+    /// (length prefixes included) appended to `out`: as `encode` per body, into one buffer.
+    pub fn encode_many<'b>(
+        &mut self,
+        control: &Control,
+        bodies: impl IntoIterator<Item = &'b [u8]>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), DistError> {
+        let mut frames = Vec::with_capacity(1);
+        for body in bodies {
+            if let Some(prefix) = self.repeat_prefix(control, body.len()) {
+                out.extend_from_slice(&((prefix.len() + body.len()) as u32).to_be_bytes());
+                out.extend_from_slice(prefix);
+                out.extend_from_slice(body);
+                continue;
+            }
+            frames.clear();
+            self.encode(control, Some(body), &mut frames)?;
+            for frame in &frames {
+                out.extend_from_slice(frame);
+            }
+        }
+        Ok(())
+    }
+
     fn cached_control(&mut self, control: &Term) -> (Vec<u8>, Vec<u8>) {
         let items: &[Term] = match control {
             Term::Tuple(items) => items,
@@ -572,6 +649,7 @@ impl Sender {
             let new = self.cache.get(slot) != Some(*atom);
             if new {
                 self.cache.set(slot, (*atom).clone());
+                self.repeat = None;
             }
             let nibble = (u8::from(new) << 3) | (slot / 256) as u8;
             section[1 + i / 2] |= nibble << ((i % 2) * 4);
@@ -649,6 +727,23 @@ impl AtomCache {
 }
 
 /// A buffer for a frame of `body_len` bytes, its length prefix reserved.
+/// Whether a frame's part before the message (`112, 131, Control, 131` or `131, 68`, atom
+/// cache section, control) can be sent again as it is: true unless its section creates cache
+/// entries, which the next frames must refer to instead.
+fn repeats(head: &[u8]) -> bool {
+    match head {
+        [PASS_THROUGH, ..] => true,
+        [etf::VERSION, HEADER, count, rest @ ..] => {
+            let count = *count as usize;
+            let Some(flags) = rest.get(..count / 2 + 1) else {
+                return false;
+            };
+            (0..count).all(|i| (flags[i / 2] >> ((i % 2) * 4)) & 0x08 == 0)
+        }
+        _ => false,
+    }
+}
+
 fn frame_with_capacity(body_len: usize) -> Vec<u8> {
     let mut frame = Vec::with_capacity(4 + body_len);
     frame.extend_from_slice(&[0; 4]);
@@ -1189,6 +1284,84 @@ mod tests {
                 }
             }
             assert_eq!(rx.buffered(), 0);
+        }
+    }
+
+    #[test]
+    fn a_repeated_control_is_re_encoded_after_the_cache_changes() {
+        // 3000 names cannot share 2048 slots: some take the slot of `bench`, and every frame
+        // for `bench` after that must bring the atom again, not reuse the old reference.
+        let body = message_body();
+        let mut tx = Sender::new(flags::DIST_HDR_ATOM_CACHE);
+        let mut rx = Receiver::new();
+        let bench = Atom::new("bench");
+        for i in 0..3000 {
+            for name in [Atom::new(&format!("name{i}")), bench.clone()] {
+                let control = Control::RegSend {
+                    from: pid(1),
+                    to_name: name.clone(),
+                };
+                let mut out = Vec::new();
+                tx.encode(&control, Some(&body), &mut out).unwrap();
+                let got = rx.receive(bodies(&out).remove(0)).unwrap().unwrap();
+                assert_eq!(got.control, control, "round {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn encode_many_matches_one_encode_per_message() {
+        let small = message_body();
+        let large = body_of(&Term::Binary(Bytes::from(vec![5u8; 2500])));
+        let batch: Vec<&[u8]> = vec![&small, &small, &large, &small, &large, &small];
+        let controls = [
+            Control::RegSend {
+                from: pid(1),
+                to_name: Atom::new("bench"),
+            },
+            Control::SendSender {
+                from: pid(1),
+                to: pid(2),
+            },
+        ];
+        for f in [
+            flags::DIST_HDR_ATOM_CACHE | flags::FRAGMENTS | flags::SEND_SENDER,
+            flags::DIST_HDR_ATOM_CACHE | flags::SEND_SENDER,
+            flags::SEND_SENDER,
+        ] {
+            for control in &controls {
+                // Two senders with the same history: one batch against one call per message.
+                let mut one_by_one = Sender::with_fragment_size(f, 1000);
+                let mut batched = Sender::with_fragment_size(f, 1000);
+                let mut expected = Vec::new();
+                for body in &batch {
+                    let mut frames = Vec::new();
+                    one_by_one.encode(control, Some(body), &mut frames).unwrap();
+                    frames.iter().for_each(|fr| expected.extend_from_slice(fr));
+                }
+                let mut got = Vec::new();
+                batched
+                    .encode_many(control, batch.iter().copied(), &mut got)
+                    .unwrap();
+                // Fragmented messages differ in their sequence ids only; compare decoded.
+                let mut rx = Receiver::new();
+                let mut received = Vec::new();
+                let mut rest = &got[..];
+                while !rest.is_empty() {
+                    let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+                    let frame = Bytes::copy_from_slice(&rest[4..4 + len]);
+                    rest = &rest[4 + len..];
+                    if let Some(incoming) = rx.receive(frame).unwrap() {
+                        assert_eq!(&incoming.control, control, "flags {f:#x}");
+                        received.push(incoming.payload.unwrap().body.to_vec());
+                    }
+                }
+                let sent: Vec<Vec<u8>> = batch.iter().map(|b| b.to_vec()).collect();
+                assert_eq!(received, sent, "flags {f:#x}");
+                if f & flags::FRAGMENTS == 0 {
+                    assert_eq!(got, expected, "flags {f:#x}");
+                }
+            }
         }
     }
 

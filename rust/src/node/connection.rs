@@ -150,19 +150,17 @@ impl Connection {
 
     /// Sends one control message per payload, as one write: the batch path of `send_many`.
     pub fn send_many(&self, control: &Control, payloads: &[Bytes]) -> bool {
-        let mut frames = Vec::with_capacity(payloads.len());
+        let mut batch = Vec::with_capacity(payloads.iter().map(|p| p.len() + 32).sum());
         let mut sender = lock(&self.sender);
-        for payload in payloads {
-            if let Err(e) = sender.encode(control, Some(payload), &mut frames) {
-                log::warn!("cannot send to {}: {e}", self.peer);
-                return false;
-            }
+        let result = sender.encode_many(control, payloads.iter().map(|p| &p[..]), &mut batch);
+        // The frames made before a failure go out all the same: they may carry atom cache
+        // entries the sender now counts as known to the peer.
+        let pushed = self.output.push([Bytes::from(batch)]);
+        if let Err(e) = result {
+            log::warn!("cannot send to {}: {e}", self.peer);
+            return false;
         }
-        let mut batch = BytesMut::with_capacity(frames.iter().map(Bytes::len).sum());
-        for frame in &frames {
-            batch.extend_from_slice(frame);
-        }
-        self.output.push([batch.freeze()])
+        pushed
     }
 
     pub fn has_flag(&self, flag: u64) -> bool {

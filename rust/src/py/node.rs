@@ -461,12 +461,19 @@ impl PyMailbox {
         messages: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let dest = parse_dest(dest)?;
-        let mut bodies = Vec::new();
+        // All bodies in one buffer, then cut into slices of it: no allocation per message.
+        let mut encoded = Vec::new();
+        let mut ends = Vec::new();
         for message in messages.try_iter()? {
-            let mut body = Vec::with_capacity(64);
-            encode_body(&message?, &mut body)?;
-            bodies.push(bytes::Bytes::from(body));
+            encode_body(&message?, &mut encoded)?;
+            ends.push(encoded.len());
         }
+        let encoded = bytes::Bytes::from(encoded);
+        let starts = std::iter::once(0).chain(ends.iter().copied());
+        let bodies: Vec<bytes::Bytes> = starts
+            .zip(&ends)
+            .map(|(a, &b)| encoded.slice(a..b))
+            .collect();
         let node = &self.node.get().node;
         py.detach(|| node.send_many(&self.process().pid, &dest, bodies))
             .map_err(node_error)
