@@ -17,7 +17,7 @@ use super::DistError;
 use crate::etf::decode::decode_term;
 use crate::etf::reader::Reader;
 use crate::etf::{self, Atom, Term};
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -134,7 +134,10 @@ impl Receiver {
                     r.bytes(2)?;
                     let atoms = self.atom_cache_section(&mut r)?;
                     let start = r.position();
-                    message(frame.slice(start..), atoms).map(Some)
+                    // Advanced, not sliced: a slice would count a reference more, then less.
+                    let mut frame = frame;
+                    frame.advance(start);
+                    message(frame, atoms).map(Some)
                 }
                 Some(&FRAGMENT_FIRST) => self.first_fragment(frame),
                 Some(&FRAGMENT_CONT) => self.continuation(frame),
@@ -326,14 +329,12 @@ fn pass_through(frame: Bytes) -> Result<Incoming, DistError> {
 }
 
 /// Control and optional message, without version bytes, as in a `131,68` frame.
-fn message(data: Bytes, atoms: Arc<[Atom]>) -> Result<Incoming, DistError> {
+fn message(mut data: Bytes, atoms: Arc<[Atom]>) -> Result<Incoming, DistError> {
     if let Some((control, at)) = plain_send(&data, &atoms) {
+        data.advance(at);
         return Ok(Incoming {
             control,
-            payload: Some(Payload {
-                body: data.slice(at..),
-                atoms,
-            }),
+            payload: Some(Payload { body: data, atoms }),
         });
     }
     let mut r = Reader::new(&data);
@@ -354,6 +355,11 @@ fn plain_send(data: &[u8], atoms: &[Atom]) -> Option<(Control, usize)> {
         _ => None,
     };
     let atom = |r: &mut Reader<'_>| r.atom(atoms).ok();
+    // The unused '' of SEND and REG_SEND: checked, not made.
+    let skip_atom = |r: &mut Reader<'_>| {
+        let tag = r.u8().ok()?;
+        r.atom_text(tag, atoms).ok().map(drop)
+    };
     if r.u8().ok()? != tags::SMALL_TUPLE {
         return None;
     }
@@ -370,12 +376,12 @@ fn plain_send(data: &[u8], atoms: &[Atom]) -> Option<(Control, usize)> {
             }
         }
         (3, control::SEND) => {
-            atom(&mut r)?;
+            skip_atom(&mut r)?;
             Control::Send { to: pid(&mut r)? }
         }
         (4, control::REG_SEND) => {
             let from = pid(&mut r)?;
-            atom(&mut r)?;
+            skip_atom(&mut r)?;
             Control::RegSend {
                 from,
                 to_name: atom(&mut r)?,
