@@ -7,11 +7,18 @@ erlnode installed) against the same Erlang driver, alternating A B / B A, next t
 Erlang remote as a yardstick, and reports per workload the median of B ÷ A over the rounds
 (paired: same round, seconds apart) and the remote's CPU time per message.
 
+Use 31 rounds (the default; about 30 s per workload): with 7 to 9 rounds, results of ±10 %
+came and went between repeated runs of the same pair; with 31, an A/A run (one build on
+both sides) gives W1 1.00, W2 0.98, W5 0.97.
+
     # a B build of another commit, in its own worktree and venv:
     git worktree add /tmp/ab-b <rev>
     python3 -m venv /tmp/ab-b/.venv && /tmp/ab-b/.venv/bin/pip install -q maturin
     (cd /tmp/ab-b && .venv/bin/maturin develop --release -q)
-    .venv/bin/python benches/ab.py --b-python /tmp/ab-b/.venv/bin/python [--rounds 9] [--mode plain]
+    .venv/bin/python benches/ab.py --b-python /tmp/ab-b/.venv/bin/python [--mode plain]
+
+    # one build, two modes (is the callback mode within 0.8 of the plain loop?):
+    .venv/bin/python benches/ab.py --b-python .venv/bin/python --b-mode callback
 
 Every process started here is stopped by its pid at the end, also on failure.
 """
@@ -57,8 +64,9 @@ def erlnode_version(python: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--b-python", required=True, help="a Python with build B installed")
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=31)
     parser.add_argument("--mode", default="plain", help="py_remote.py mode (default plain)")
+    parser.add_argument("--b-mode", help="B's mode, if not --mode (one build, two modes)")
     parser.add_argument("--only", default="W1,W2,W5", help="workloads (default W1,W2,W5)")
     parser.add_argument("--n", type=int, default=200_000)
     args = parser.parse_args()
@@ -76,7 +84,7 @@ def main() -> None:
         remotes = {
             "erlang": cluster.erl("berl", "-eval", "bench_remote:start()"),
             "A": remote(cluster, PY, "a", args.mode),
-            "B": remote(cluster, args.b_python, "b", args.mode),
+            "B": remote(cluster, args.b_python, "b", args.b_mode or args.mode),
         }
         nodes = {key: child.wait_line("READY ", 60) for key, child in remotes.items()}
         for node in nodes.values():
@@ -104,6 +112,10 @@ def main() -> None:
                     flush=True,
                 )
             print(f"  B vs A (paired median, > 1: B faster): {b_over_a:.3f}", flush=True)
+            for key in ("A", "B"):
+                pairs = zip(figures["erlang"], figures[key])
+                vs_erlang = statistics.median(ratio(w, x, e) for e, x in pairs)
+                print(f"  {key} vs Erlang (paired median, > 1: {key} faster): {vs_erlang:.3f}")
     finally:
         cluster.close()
 
