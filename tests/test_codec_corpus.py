@@ -106,7 +106,7 @@ def test_big_binaries_inside_terms_are_checked_by_erlang(session_erl: Erl) -> No
     expr = (
         "begin Big = list_to_binary(lists:duplicate(512, lists:seq(0, 255))),"
         " Other = binary:copy(<<1>>, 65536),"
-        " {blobs, [Big, <<\"small\">>, Other, Big], #{k => Other}, 7} end"
+        ' {blobs, [Big, <<"small">>, Other, Big], #{k => Other}, 7} end'
     )
     assert session_erl.eval(f"binary_to_term(V) =:= {expr}") is True
     assert session_erl.eval(f"term_to_binary({expr}, [{{minor_version, 2}}]) =:= V") is True
