@@ -246,13 +246,16 @@ def codec_targets(results: dict[tuple[str, str, str], float]) -> list[str]:
     if copy and ours:
         # "No slower than one copy": within the timing noise of a copy counts.
         rows.append(("C3 decode no slower than one copy of 1 MiB", ours <= copy * 1.05,
-                     f"{ours / copy:.2f}x the copy"))  # fmt: skip
+                     f"{ours / copy:.2f}x the copy (counted as met within 5 %: decoding C3 is "
+                     "that one copy and a 6-byte header)"))  # fmt: skip
     out = ["| codec target | measured | |", "|---|---|---|"]
     out += [f"| {t} | {m} | {'met' if ok else 'not met'} |" for t, ok, m in rows]
     out += [
         "",
-        "A margin of 1.0x (C3 against earl-etf or erlpack) is a tie at the floor: encoding or "
-        "decoding a 1 MiB binary is one copy of it for every codec here.",
+        "A margin of about 1.0x on C3 decode (against earl-etf or erlpack) is a tie at the "
+        "floor: decoding a 1 MiB binary is one copy of it into a new `bytes` for every codec "
+        "here. On C3 encode erlnode copies the binary once, straight into the result; the "
+        "others copy it into their buffer and then into the result.",
     ]
     return out
 
