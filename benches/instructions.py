@@ -25,6 +25,8 @@ Operations (payloads of /work/shared/workloads.md):
   with `mbox.receive()`. Instructions of the Python process (network thread, Python thread,
   all) per received message. The `erl` node runs outside valgrind, with a private EPMD,
   random names and cookie, and is stopped by its pid at the end.
+- `net_send`: the other way (workload W1's messages): `mbox.send` of n `{seq, I, <<0:512>>}`
+  to `{bench, erl}`, then `{stop, Pid}` and its `{done, n}`: encode, frame and write.
 
 Usage:
 
@@ -135,6 +137,19 @@ mbox.send(("bench", PEER), (Atom("source"), mbox.pid, n))
 receive, done = mbox.receive, Atom("source_done")
 while receive(timeout=120.0)[0] != done:
     pass
+node.close()
+""", 1_000, 21_000, needs_erl=True),
+    Op("net_send", "`mbox.send` `{seq, I, <<0:512>>}` to `erl` over loopback (W1)", """\
+node = erlnode.Node(NAME, cookie=COOKIE, epmd_port=EPMD_PORT)
+mbox = node.mailbox()
+if not node.ping(PEER, timeout=60.0):
+    raise SystemExit(f"no pong from {PEER}")
+send, dest, seq, payload = mbox.send, ("bench", PEER), Atom("seq"), bytes(64)
+for i in range(n):
+    send(dest, (seq, i, payload))
+send(dest, (Atom("stop"), mbox.pid))
+if mbox.receive(timeout=120.0) != (Atom("done"), n):
+    raise SystemExit("the remote did not count every message")
 node.close()
 """, 1_000, 21_000, needs_erl=True),
 ]  # fmt: skip
