@@ -370,19 +370,42 @@ fn parse_reference(obj: &Bound<'_, PyAny>) -> PyResult<crate::etf::Reference> {
     }
 }
 
+/// Atoms recently made from destination strings, per thread: a program sends to the same
+/// few names over and over, and each `Atom::new` is an allocation (and a free after). Kept
+/// small: looking through it must stay cheaper than the allocation it saves.
+const DEST_ATOMS: usize = 8;
+
+thread_local! {
+    static DEST_ATOM_CACHE: std::cell::RefCell<Vec<Atom>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn dest_atom(text: &Bound<'_, PyString>) -> PyResult<Atom> {
+    let text = text.to_cow()?;
+    DEST_ATOM_CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(atom) = cache.iter().find(|a| a.as_str() == text) {
+            return Ok(atom.clone());
+        }
+        if cache.len() == DEST_ATOMS {
+            cache.remove(0);
+        }
+        let atom = Atom::new(&text);
+        cache.push(atom.clone());
+        Ok(atom)
+    })
+}
+
 fn parse_dest(dest: &Bound<'_, PyAny>) -> PyResult<Dest> {
     if let Ok(name) = dest.cast::<PyString>() {
-        return Ok(Dest::Name(Atom::new(&name.to_cow()?)));
+        return Ok(Dest::Name(dest_atom(name)?));
     }
     if let Ok(pair) = dest.cast::<PyTuple>() {
         if pair.len() == 2 {
             let name = pair.get_item(0)?;
             let node = pair.get_item(1)?;
             if let (Ok(name), Ok(node)) = (name.cast::<PyString>(), node.cast::<PyString>()) {
-                return Ok(Dest::Remote(
-                    Atom::new(&name.to_cow()?),
-                    Atom::new(&node.to_cow()?),
-                ));
+                return Ok(Dest::Remote(dest_atom(name)?, dest_atom(node)?));
             }
         }
     }
