@@ -385,6 +385,22 @@ def test_send_many_keeps_order_to_erlang_and_python(erl: Erl, node: erlnode.Node
         assert received == list(range(500))
 
 
+def test_a_burst_of_small_and_big_sends_arrives_in_order(erl: Erl, node: erlnode.Node) -> None:
+    # Sends in quick succession go through the writer task, small frames copied into one
+    # buffer and big ones (fragments) queued as they are: the order must survive both.
+    erl.eval("register(burst, self())")
+    mbox = node.mailbox()
+    big = bytes(range(256)) * 400
+    for i in range(2000):
+        mbox.send(("burst", erl.name), (Atom("n"), i, big if i % 97 == 0 else b"s"))
+    got = erl.eval(
+        "[receive {n, I, B} -> {I, byte_size(B)} after 10000 -> timeout end"
+        " || _ <- lists:seq(1, 2000)]",
+        timeout=60,
+    )
+    assert got == [(i, len(big) if i % 97 == 0 else 1) for i in range(2000)]
+
+
 def test_disconnect_fires_links_and_monitors(erl: Erl, node: erlnode.Node) -> None:
     mbox = node.mailbox()
     erl.eval("P = spawn(fun() -> receive stop -> ok end end)")

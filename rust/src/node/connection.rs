@@ -29,14 +29,49 @@ const MAX_FRAME: usize = 1 << 30;
 /// writer task, which writes what piled up in one system call, instead of one write each.
 const BURST_GAP: Duration = Duration::from_micros(10);
 
+/// Queued frames smaller than this are copied into one buffer rather than queued one by one:
+/// the writer task then frees one buffer per batch instead of one allocation of the sending
+/// thread per frame (a free from another thread is glibc's slow path).
+const COALESCE_BELOW: usize = 4096;
+
 #[derive(Default)]
 struct Outbox {
+    /// Frames waiting for the writer task, in order, then `tail`.
     queue: VecDeque<Bytes>,
+    /// The newest small frames, copied one after the other.
+    tail: BytesMut,
     /// The writer task owns the socket until it has emptied the queue.
     writer_busy: bool,
     closed: bool,
     /// When a sending thread last wrote to the socket itself.
     last_direct: Option<Instant>,
+}
+
+impl Outbox {
+    fn enqueue(&mut self, frame: Bytes) {
+        if frame.len() < COALESCE_BELOW {
+            self.tail.extend_from_slice(&frame);
+            return;
+        }
+        if !self.tail.is_empty() {
+            let small = self.tail.split().freeze();
+            self.queue.push_back(small);
+        }
+        self.queue.push_back(frame);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty() && self.tail.is_empty()
+    }
+
+    /// Everything queued, in order.
+    fn take(&mut self) -> Vec<Bytes> {
+        let mut batch: Vec<Bytes> = self.queue.drain(..).collect();
+        if !self.tail.is_empty() {
+            batch.push(self.tail.split().freeze());
+        }
+        batch
+    }
 }
 
 /// What the senders and the writer task share.
@@ -73,21 +108,23 @@ impl Output {
         let in_burst = out
             .last_direct
             .is_some_and(|t| now.duration_since(t) < BURST_GAP);
-        if !out.writer_busy && out.queue.is_empty() && !in_burst {
+        if !out.writer_busy && out.is_empty() && !in_burst {
             out.last_direct = Some(now);
             if let Some(socket) = &self.direct {
                 for frame in frames.by_ref() {
                     let written = write_some(socket, &frame);
                     if written < frame.len() {
-                        out.queue.push_back(frame.slice(written..));
+                        out.enqueue(frame.slice(written..));
                         break;
                     }
                 }
                 self.touch();
             }
         }
-        out.queue.extend(frames);
-        if !out.queue.is_empty() && !out.writer_busy {
+        for frame in frames {
+            out.enqueue(frame);
+        }
+        if !out.is_empty() && !out.writer_busy {
             out.writer_busy = true;
             self.wake_writer.notify_one();
         }
@@ -232,10 +269,10 @@ async fn write_loop<W: AsyncWrite>(write_half: W, output: Arc<Output>, tick: Dur
         loop {
             let (batch, closed) = {
                 let mut outbox = lock(&output.outbox);
-                if outbox.queue.is_empty() {
+                if outbox.is_empty() {
                     outbox.writer_busy = false;
                 }
-                let batch: Vec<Bytes> = outbox.queue.drain(..).collect();
+                let batch = outbox.take();
                 (batch, outbox.closed)
             };
             if batch.is_empty() {
