@@ -3,13 +3,14 @@
 On a shared 2-core machine W1 moves by ±30 % from one run to the next, so two `make bench`
 runs cannot tell a 10 % change from noise. This runs the plain `receive()` remote of build A
 (the Python running this script) and of build B (another Python with another build of
-erlnode installed) against the same Erlang driver, alternating A B / B A, next to the
+erlnode installed) against the same Erlang driver, in every order in turn, next to the
 Erlang remote as a yardstick, and reports per workload the median of B ÷ A over the rounds
 (paired: same round, seconds apart) and the remote's CPU time per message.
 
 Use 31 rounds (the default; about 30 s per workload): with 7 to 9 rounds, results of ±10 %
-came and went between repeated runs of the same pair; with 31, an A/A run (one build on
-both sides) gives W1 1.00, W2 0.98, W5 0.97.
+came and went between repeated runs of the same pair. With 31, two A/A runs (one build on
+both sides) gave W1 1.00 and 1.03, W2 0.98 and 1.03, W5 0.97 and 0.88: W5 has a slow mode
+that a few rounds of any remote fall into, so a W5 difference under ~15 % means nothing.
 
     # a B build of another commit, in its own worktree and venv:
     git worktree add /tmp/ab-b <rev>
@@ -26,6 +27,7 @@ Every process started here is stopped by its pid at the end, also on failure.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import subprocess
 import sys
@@ -45,6 +47,8 @@ from run import (
     ratio,
     workloads,
 )
+
+ORDERS = list(itertools.permutations(["erlang", "A", "B"]))
 
 
 def remote(cluster: Cluster, python: str, label: str, mode: str) -> Child:
@@ -94,7 +98,9 @@ def main() -> None:
             figures: dict[str, list[float]] = {key: [] for key in remotes}
             cpu: dict[str, list[float]] = {key: [] for key in remotes}
             for r in range(args.rounds):
-                order = ["erlang", "A", "B"] if r % 2 == 0 else ["B", "A", "erlang"]
+                # Every position in turn: a remote always run second would always find the
+                # vCPUs awake, which alone moved W2 by 10-15 %.
+                order = ORDERS[r % len(ORDERS)]
                 for key in order:
                     pid = remotes[key].pid
                     before = cpu_seconds(pid)
