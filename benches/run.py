@@ -8,8 +8,8 @@ Jinterface remote (benches/jinterface/BenchRemote.java, compiled here with javac
 OtpErlang.jar of Debian's erlang-jinterface) and an erldistpy remote
 (benches/erldistpy_remote.py; erldistpy can only connect out, so that remote connects to the
 driver nodes). A peer that is not installed is named and left out of the table. Every
-workload of /work/shared/workloads.md runs against every contender, interleaved (A B C … then
-… C B A), and each figure is the median of the runs. Also measured: erlnode ⇄ erlnode W1 (a
+workload of /work/shared/workloads.md runs against every contender, interleaved (A B C, then
+B C A, C A B, …), and each figure is the median of the runs. Also measured: erlnode ⇄ erlnode W1 (a
 Python driver), the idle CPU of a node with one connection, `import erlnode` time and `Node()`
 ready time.
 
@@ -756,8 +756,11 @@ def run(s: Settings, command: str) -> None:
         order = [key for key, _ in contenders]
         for w in wls:
             for r in range(s.runs):
-                # A B C … then … C B A, so that no contender always runs right after another.
-                for key in order if r % 2 == 0 else list(reversed(order)):
+                # Each round starts one contender later (A B C, B C A, C A B, …), so that none
+                # always has the same position or neighbour: a remote run right after another
+                # finds the vCPUs awake, which alone can halve a W2 round trip.
+                shift = r % len(order)
+                for key in order[shift:] + order[:shift]:
                     try:
                         results[w.key][key].append(driver.request(w.request(nodes[key])))
                     except BenchError as e:
