@@ -149,7 +149,7 @@ class Mailbox:
         The network thread makes a descriptor readable when messages arrive and the loop
         watches it, so waking costs no thread hop.
         """
-        message = self._native.try_receive(_EMPTY)
+        message = self._native.receive_soon(_EMPTY)
         if message is not _EMPTY:
             return message
         import asyncio

@@ -7,7 +7,7 @@ use crate::etf::{self, Atom, Pid, Reference, Term};
 use bytes::Bytes;
 use crossbeam_queue::SegQueue;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,7 @@ pub struct Process {
     /// lock and signals `arrived` only when this is non-zero, so a stream of messages to an
     /// awake receiver costs no lock and no system call.
     sleepers: AtomicUsize,
+    spinner: Spinner,
     sleep: Mutex<()>,
     arrived: Condvar,
     wake: Mutex<Option<Wake>>,
@@ -94,6 +95,7 @@ impl Process {
             queue: SegQueue::new(),
             want_wake: AtomicBool::new(true),
             sleepers: AtomicUsize::new(0),
+            spinner: Spinner::default(),
             sleep: Mutex::new(()),
             arrived: Condvar::new(),
             wake: Mutex::new(None),
@@ -187,10 +189,19 @@ impl Process {
         self.queue.len()
     }
 
+    /// A message that arrives within [`SPIN`], looked for without sleeping, while messages
+    /// have lately come that close together (see [`Spinner`]); None otherwise.
+    pub fn spin_for_message(&self) -> Option<Message> {
+        self.spinner.spin(|| self.try_receive())
+    }
+
     /// Waits for a message until `deadline` (None: forever). Callers that must stay
     /// interruptible (Python's Ctrl-C) pass short deadlines and loop.
     pub fn wait(&self, deadline: Option<Instant>) -> Result<Message, Empty> {
         if let Some(message) = self.try_receive() {
+            return Ok(message);
+        }
+        if let Some(message) = self.spin_for_message() {
             return Ok(message);
         }
         let mut sleep = lock(&self.sleep);
@@ -227,6 +238,62 @@ impl Process {
     }
 }
 
+/// Decides whether a receiver that found nothing spins before it sleeps: while spinning pays
+/// (the awaited item came within the window, [`SPIN`] by default) it spins every time, and once it stops paying only
+/// on every [`SPIN_PROBE_EVERY`]th wait.
+pub struct Spinner {
+    window: Duration,
+    /// Waits in a row in which spinning did not pay; 0 while it does.
+    misses: AtomicU32,
+}
+
+impl Default for Spinner {
+    fn default() -> Self {
+        Spinner::new(SPIN)
+    }
+}
+
+impl Spinner {
+    /// A spinner that looks for up to `window` each time.
+    pub fn new(window: Duration) -> Spinner {
+        Spinner {
+            window,
+            misses: AtomicU32::new(0),
+        }
+    }
+
+    /// Calls `look` until it gives something or the window has passed (or not at all, see
+    /// above).
+    pub fn spin<T>(&self, mut look: impl FnMut() -> Option<T>) -> Option<T> {
+        let misses = self.misses.load(Ordering::Relaxed);
+        if misses % SPIN_PROBE_EVERY == 0 {
+            let until = Instant::now() + self.window;
+            while Instant::now() < until {
+                for _ in 0..32 {
+                    std::hint::spin_loop();
+                }
+                if let Some(found) = look() {
+                    self.misses.store(0, Ordering::Relaxed);
+                    return Some(found);
+                }
+            }
+        }
+        self.misses.store(misses.wrapping_add(1), Ordering::Relaxed);
+        None
+    }
+}
+
+/// A receiver that finds the queue empty looks again for up to this long before it sleeps, as
+/// Erlang's schedulers busy-wait before they sleep: a message arriving meanwhile is taken at
+/// once, where a sleeping thread (and its idle vCPU) takes tens of µs to run again. Measured
+/// on a 2-core VM (31-round A/B): W2 round trips 62 -> 27 µs, W1 and W5 within noise; a 50 µs
+/// window cost W1 5 % there.
+const SPIN: Duration = Duration::from_micros(30);
+
+/// While spinning does not pay (messages come further apart than [`SPIN`]), it is tried only
+/// on every this many waits, so that sparse traffic costs no spinning to speak of.
+const SPIN_PROBE_EVERY: u32 = 16;
+
 /// Locks a mutex, ignoring poisoning: our critical sections leave no broken invariants.
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -243,6 +310,31 @@ mod tests {
             serial: 0,
             creation: 1,
         }
+    }
+
+    #[test]
+    fn spinning_stops_while_it_does_not_pay_and_is_probed_again() {
+        let spinner = Spinner::new(Duration::from_micros(200));
+        let looks = std::cell::Cell::new(0u32);
+        let nothing = || {
+            looks.set(looks.get() + 1);
+            None::<()>
+        };
+        // The first wait spins (looks many times) and finds nothing.
+        assert_eq!(spinner.spin(nothing), None);
+        assert!(looks.get() > 1);
+        // Then it does not spin at all, until every SPIN_PROBE_EVERY-th wait.
+        looks.set(0);
+        for _ in 1..SPIN_PROBE_EVERY {
+            assert_eq!(spinner.spin(nothing), None);
+        }
+        assert_eq!(looks.get(), 0);
+        // The probe finds something: spinning pays again, on every wait.
+        assert_eq!(spinner.spin(|| Some(7)), Some(7));
+        assert_eq!(spinner.spin(|| Some(8)), Some(8));
+        looks.set(0);
+        assert_eq!(spinner.spin(nothing), None);
+        assert!(looks.get() > 1);
     }
 
     #[test]
