@@ -42,7 +42,8 @@ impl Message {
 }
 
 /// Called for the first message after a receiver found the queue empty (a callback mailbox
-/// or an asyncio waiter needs waking). It runs on a network thread: it must be quick and must not touch Python.
+/// or an asyncio waiter needs waking). It runs on a network thread: it must be quick and must
+/// not touch Python.
 pub type Wake = Arc<dyn Fn() + Send + Sync>;
 
 /// What a process is linked to and who monitors it.
@@ -125,7 +126,8 @@ impl Process {
         true
     }
 
-    /// Sets (or clears) the hook called when a message lands in an empty queue.
+    /// Sets (or clears) the hook called for the first message after a receiver found the
+    /// queue empty.
     pub fn set_wake(&self, wake: Option<Wake>) {
         *lock(&self.wake) = wake;
         // The new hook's first call is owed to the next message, whatever came before.
@@ -192,7 +194,9 @@ impl Process {
     /// A message that arrives within [`SPIN`], looked for without sleeping, while messages
     /// have lately come that close together (see [`Spinner`]); None otherwise.
     pub fn spin_for_message(&self) -> Option<Message> {
-        self.spinner.spin(|| self.try_receive())
+        // A plain pop: `try_receive` would write the wake flag, a line the pusher reads, on
+        // every look.
+        self.spinner.spin(|| self.queue.pop())
     }
 
     /// Waits for a message until `deadline` (None: forever). Callers that must stay

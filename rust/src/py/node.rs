@@ -112,8 +112,9 @@ impl Dispatcher {
 fn dispatch_loop(jobs: mpsc::Receiver<Job>, again: mpsc::Sender<Job>) {
     // Attached once for the thread's life, detached while waiting: re-attaching per job would
     // make and destroy a Python thread state each time, a large part of a callback's latency.
-    let jobs = Mutex::new(jobs); // only this thread receives; the Mutex makes it Sync for detach
-                                 // A callback's round trip has a hop more than a receive's (the hook, this channel).
+    // Only this thread receives; the Mutex makes the receiver Sync for detach.
+    let jobs = Mutex::new(jobs);
+    // A callback's round trip has a hop more than a receive's (the hook, this channel).
     let spinner = Spinner::new(DISPATCH_SPIN);
     let next_job = || {
         let jobs = lock(&jobs);
@@ -565,7 +566,7 @@ impl PyMailbox {
         Ok(list)
     }
 
-    /// The next message if one is waiting or comes within a few µs while messages have lately
+    /// The next message if one is waiting or comes within 30 µs while messages have lately
     /// come that fast (see `Spinner`), else `default`: the first look of `receive_async`,
     /// which so skips a turn of the event loop for a message that is just behind.
     #[pyo3(signature = (default=None))]
