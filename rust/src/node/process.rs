@@ -205,8 +205,12 @@ impl Process {
         if let Some(message) = self.try_receive() {
             return Ok(message);
         }
-        if let Some(message) = self.spin_for_message() {
-            return Ok(message);
+        // No spinning past the caller's deadline: `receive(timeout=0)` only looks.
+        let room_to_spin = deadline.is_none_or(|d| d > Instant::now() + SPIN);
+        if room_to_spin {
+            if let Some(message) = self.spin_for_message() {
+                return Ok(message);
+            }
         }
         let mut sleep = lock(&self.sleep);
         self.sleepers.fetch_add(1, Ordering::Relaxed);
