@@ -84,6 +84,14 @@ C1 = {
 }
 """
 
+#: The start of the network operations: a node connected to the `erl` peer.
+CONNECTED = """\
+node = erlnode.Node(NAME, cookie=COOKIE, epmd_port=EPMD_PORT)
+mbox = node.mailbox()
+if not node.ping(PEER, timeout=60.0):
+    raise SystemExit(f"no pong from {PEER}")
+"""
+
 SEND_N = """\
 node = erlnode.Node(NAME, cookie=COOKIE, epmd_port=EPMD_PORT)
 mbox = node.mailbox()
@@ -128,22 +136,16 @@ while left:
     left -= len(mbox.receive_many(1024))
 node.close()
 """, 1_000, 21_000),
-    Op("net_receive", "receive `{seq, I, <<0:512>>}` from `erl` over loopback (W3)", """\
-node = erlnode.Node(NAME, cookie=COOKIE, epmd_port=EPMD_PORT)
-mbox = node.mailbox()
-if not node.ping(PEER, timeout=60.0):
-    raise SystemExit(f"no pong from {PEER}")
+    Op("net_receive", "receive `{seq, I, <<0:512>>}` from `erl` over loopback (W3)",
+       CONNECTED + """\
 mbox.send(("bench", PEER), (Atom("source"), mbox.pid, n))
 receive, done = mbox.receive, Atom("source_done")
 while receive(timeout=120.0)[0] != done:
     pass
 node.close()
 """, 1_000, 21_000, needs_erl=True),
-    Op("net_send", "`mbox.send` `{seq, I, <<0:512>>}` to `erl` over loopback (W1)", """\
-node = erlnode.Node(NAME, cookie=COOKIE, epmd_port=EPMD_PORT)
-mbox = node.mailbox()
-if not node.ping(PEER, timeout=60.0):
-    raise SystemExit(f"no pong from {PEER}")
+    Op("net_send", "`mbox.send` `{seq, I, <<0:512>>}` to `erl` over loopback (W1)",
+       CONNECTED + """\
 send, dest, seq, payload = mbox.send, ("bench", PEER), Atom("seq"), bytes(64)
 for i in range(n):
     send(dest, (seq, i, payload))

@@ -199,6 +199,12 @@ impl Process {
         self.spinner.spin(|| self.queue.pop())
     }
 
+    /// Whether the next [`Process::spin_for_message`] will spin rather than just count a
+    /// miss: a caller holding the GIL lets go of it only then.
+    pub fn spin_is_due(&self) -> bool {
+        self.spinner.is_due()
+    }
+
     /// Waits for a message until `deadline` (None: forever). Callers that must stay
     /// interruptible (Python's Ctrl-C) pass short deadlines and loop.
     pub fn wait(&self, deadline: Option<Instant>) -> Result<Message, Empty> {
@@ -268,6 +274,11 @@ impl Spinner {
             window,
             misses: AtomicU32::new(0),
         }
+    }
+
+    /// Whether the next `spin` will look more than once.
+    pub fn is_due(&self) -> bool {
+        self.misses.load(Ordering::Relaxed) % SPIN_PROBE_EVERY == 0
     }
 
     /// Calls `look` until it gives something or the window has passed (or not at all, see

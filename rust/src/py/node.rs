@@ -574,7 +574,9 @@ impl PyMailbox {
         let process = self.process();
         let found = match process.try_receive() {
             Some(message) => Some(message),
-            None => py.detach(|| process.spin_for_message()),
+            // Letting go of the GIL costs more than a look that only counts a miss.
+            None if process.spin_is_due() => py.detach(|| process.spin_for_message()),
+            None => process.spin_for_message(),
         };
         match found {
             Some(message) => decode_message(py, &message),
