@@ -219,6 +219,40 @@ def test_python_sees_noconnection_when_erlang_node_is_killed(erl: Erl, node: erl
     assert watch.receive(timeout=10) == (Atom("nodedown"), Atom(erl.name))
 
 
+def test_a_peer_killed_mid_stream_is_seen_by_a_receiver_reading_the_socket(
+    erl: Erl, node: erlnode.Node
+) -> None:
+    # A steady stream keeps the receiver spinning, and then it reads the socket itself
+    # rather than waiting for the network thread: the connection's end must still be seen,
+    # after every message that arrived before it, in order.
+    mbox = node.mailbox("stream")
+    pid = spawn_erlang(erl, "P")
+    mbox.link(pid)
+    wait_signals(erl, "P", links=1)
+    watch = node.mailbox()
+    node.monitor_node(erl.name, watch)
+    erl.eval(
+        f"""spawn(fun() ->
+                Loop = fun L(I) ->
+                    {{stream, '{node.name}'}} ! I,
+                    _ = lists:sum(lists:seq(1, 200)),
+                    L(I + 1)
+                end,
+                Loop(0)
+            end)"""
+    )
+    assert [mbox.receive(timeout=10) for _ in range(5000)] == list(range(5000))
+    os.kill(int(erl.eval("list_to_integer(os:getpid())")), signal.SIGKILL)
+    expected = 5000
+    while True:
+        message = mbox.receive(timeout=10)
+        if message != expected:
+            break
+        expected += 1
+    assert message == (EXIT, pid, Atom("noconnection"))
+    assert watch.receive(timeout=10) == (Atom("nodedown"), Atom(erl.name))
+
+
 def test_monitor_registered_name(erl: Erl, node: erlnode.Node) -> None:
     mbox = node.mailbox()
     erl.eval("Named = spawn(fun() -> receive stop -> exit(done) end end), register(named, Named)")

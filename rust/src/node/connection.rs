@@ -5,25 +5,42 @@
 //! at once, and the rest of a burst of sends, waits in the outbox for the writer task, which
 //! writes it in order, many frames per system call, and gives the socket back to direct
 //! writers once the queue is empty. The writer also sends a tick when
-//! nothing was written for a tick period. The reader cuts frames, hands them to the
-//! connection's [`Receiver`] (distribution header, atom cache, fragments) and routes them.
-//! Neither task ever touches Python.
+//! nothing was written for a tick period.
+//!
+//! Reading is the mirror image. The read state (buffer, [`Receiver`]) sits behind a lock that
+//! the reader task takes when the socket becomes readable, and that a receiving thread with
+//! an empty mailbox takes too ([`Connection::feed`]): it reads the socket itself, without
+//! waiting for the reader task to wake, as one Erlang scheduler polls and runs processes.
+//! Whoever holds the lock cuts frames, hands them to the [`Receiver`] (distribution header,
+//! atom cache, fragments) and routes them. Neither side ever touches Python.
 
+use super::process::Feed;
 use super::{lock, Inner};
 use crate::dist::control::Control;
-use crate::dist::packet::{Receiver, Sender, TICK};
+use crate::dist::packet::{Incoming, Receiver, Sender, TICK};
 use crate::etf::Atom;
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter, Interest};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 /// The largest frame we accept (a peer without FRAGMENTS sends big messages whole).
 const MAX_FRAME: usize = 1 << 30;
+
+/// A receiving thread reads at most this much at a time: enough for the message it waits
+/// for, not so much that it parses a stream of messages the reader task would parse on
+/// another core meanwhile.
+const FEED_AT_MOST: usize = 4096;
+
+/// How many reads the reader task makes in a row before it lets other tasks run.
+const READS_PER_WAKE: usize = 8;
 
 /// Sends closer together than this form a burst: after the first, they go through the
 /// writer task, which writes what piled up in one system call, instead of one write each.
@@ -80,7 +97,7 @@ struct Output {
     wake_writer: Notify,
     /// A second handle on the socket (plain TCP only) for writes from the sending thread.
     /// None for transports that need the writer task for every byte (TLS later).
-    direct: Option<std::net::TcpStream>,
+    direct: Option<Arc<std::net::TcpStream>>,
     /// When anything was last written, in ms since `epoch`: ticks only fill silence.
     last_write_ms: AtomicU64,
     epoch: Instant,
@@ -152,6 +169,121 @@ fn write_some(mut socket: &std::net::TcpStream, frame: &[u8]) -> usize {
     written
 }
 
+/// The read side: what the reader task and feeding receivers share.
+struct Input {
+    state: Mutex<ReadState>,
+    /// A second handle on the socket, for reads from a receiving thread (plain TCP only).
+    socket: Option<Arc<std::net::TcpStream>>,
+    /// Rung by a receiving thread that found the connection must end (the reader task ends
+    /// it).
+    ended: Notify,
+    /// Set while the reader task waits for the socket after emptying it: only then does a
+    /// receiving thread read. While the task is at work (a stream of messages), the two
+    /// threads make a pipeline, and a receiver that also read would only contend for the
+    /// state.
+    task_parked: AtomicBool,
+    /// Set once the reader task has ended: nobody reads any more.
+    stopped: AtomicBool,
+    /// When data last came in, in ms since `epoch`: net_ticktime counts from it.
+    last_data_ms: AtomicU64,
+    epoch: Instant,
+}
+
+struct ReadState {
+    receiver: Receiver,
+    buf: BytesMut,
+    /// Why the connection must end, when a receiving thread found out (the reader task ends
+    /// it).
+    ended: Option<String>,
+}
+
+impl Input {
+    fn touch(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.last_data_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn silent_for(&self) -> Duration {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_data_ms.load(Ordering::Relaxed)))
+    }
+
+    /// The read state, unless another thread is using it.
+    fn try_state(&self) -> Option<MutexGuard<'_, ReadState>> {
+        match self.state.try_lock() {
+            Ok(state) => Some(state),
+            Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+}
+
+impl ReadState {
+    /// Keeps room in the buffer for the next read.
+    fn make_room(&mut self) {
+        if self.buf.capacity() - self.buf.len() < 16 * 1024 {
+            self.buf.reserve(256 * 1024);
+        }
+    }
+
+    /// Cuts every complete frame out of the buffer and hands each incoming signal to
+    /// `dispatch`. An error means the connection must end.
+    fn cut_frames(&mut self, mut dispatch: impl FnMut(Incoming)) -> Result<(), String> {
+        let buf = &mut self.buf;
+        while buf.len() >= 4 {
+            let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+            if len == 0 {
+                buf.advance(4);
+                continue;
+            }
+            if len > MAX_FRAME {
+                return Err(format!("frame of {len} bytes is over the limit"));
+            }
+            if buf.len() < 4 + len {
+                buf.reserve(4 + len - buf.len());
+                break;
+            }
+            buf.advance(4);
+            let frame = buf.split_to(len).freeze();
+            match self.receiver.receive(frame) {
+                Ok(Some(incoming)) => dispatch(incoming),
+                Ok(None) => {}
+                Err(e) => return Err(format!("bad frame: {e}")),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads up to `max` bytes of what the socket holds now into the buffer's spare room, without
+/// blocking and without Tokio (whose readiness flags only its own event loop sets).
+fn read_now(
+    socket: &std::net::TcpStream,
+    buf: &mut BytesMut,
+    max: usize,
+) -> std::io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    let room = max.min(spare.len());
+    let spare = &mut spare[..room];
+    // SAFETY: recv writes at most `spare.len()` bytes into memory we own, and we count as
+    // initialised only the bytes it reports written.
+    let n = unsafe {
+        libc::recv(
+            socket.as_raw_fd(),
+            spare.as_mut_ptr().cast(),
+            spare.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let n = n as usize;
+    // SAFETY: see above.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
 /// A live connection to a peer node.
 pub struct Connection {
     pub peer: Atom,
@@ -162,6 +294,9 @@ pub struct Connection {
     /// fragments or reorder one sender's messages.
     sender: Mutex<Sender>,
     output: Arc<Output>,
+    input: Input,
+    node: Weak<Inner>,
+    me: Weak<Connection>,
     reader: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
@@ -204,51 +339,119 @@ impl Connection {
         self.flags & flag != 0
     }
 
+    /// Tells messages from this connection apart from others' (see [`Process::note_source`]).
+    ///
+    /// [`Process::note_source`]: super::process::Process::note_source
+    pub fn id(&self) -> usize {
+        self as *const Connection as usize
+    }
+
+    /// A handle a process keeps on where its messages come from.
+    pub fn as_source(&self) -> Weak<dyn Feed> {
+        self.me.clone()
+    }
+
     /// Stops the reader; the writer ends once the connection is dropped.
     pub fn shutdown(&self) {
+        self.input.stopped.store(true, Ordering::Release);
         if let Some(reader) = lock(&self.reader).take() {
             reader.abort();
         }
     }
 }
 
+impl Feed for Connection {
+    fn feed(&self) {
+        let Some(socket) = &self.input.socket else {
+            return;
+        };
+        if !self.input.task_parked.load(Ordering::Relaxed)
+            || self.input.stopped.load(Ordering::Acquire)
+        {
+            return;
+        }
+        let Some(mut state) = self.input.try_state() else {
+            return;
+        };
+        if state.ended.is_some() {
+            return;
+        }
+        let Some(node) = self.node.upgrade() else {
+            return;
+        };
+        state.make_room();
+        let ended = match read_now(socket, &mut state.buf, FEED_AT_MOST) {
+            Ok(0) => Some("closed by peer".to_string()),
+            Ok(_) => {
+                self.input.touch();
+                state
+                    .cut_frames(|incoming| node.dispatch(self, incoming))
+                    .err()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => None,
+            Err(e) => Some(format!("read error: {e}")),
+        };
+        if ended.is_some() {
+            state.ended = ended;
+            drop(state);
+            self.input.ended.notify_one();
+        }
+    }
+}
+
 /// Starts the reader and writer tasks of a connection that has completed its handshake.
-/// `direct` is a second handle on a plain TCP socket, for writes from sending threads.
-#[allow(clippy::too_many_arguments)]
-pub fn start<S>(
+pub fn start(
     node: &Arc<Inner>,
-    stream: S,
-    direct: Option<std::net::TcpStream>,
+    stream: TcpStream,
     peer: Atom,
     peer_creation: u32,
     flags: u64,
     tick: Duration,
     timeout: Duration,
-) -> Arc<Connection>
-where
-    S: AsyncRead + AsyncWrite + Send + 'static,
-{
-    let (read_half, write_half) = tokio::io::split(stream);
+) -> std::io::Result<Arc<Connection>> {
+    // A second handle on the socket lets senders write, and receivers read, without a
+    // thread hop.
+    let std_stream = stream.into_std()?;
+    let socket = Arc::new(std_stream.try_clone()?);
+    let stream = TcpStream::from_std(std_stream)?;
+    let (read_half, write_half) = stream.into_split();
+    let epoch = Instant::now();
     let output = Arc::new(Output {
         outbox: Mutex::new(Outbox::default()),
         wake_writer: Notify::new(),
-        direct,
+        direct: Some(socket.clone()),
         last_write_ms: AtomicU64::new(0),
-        epoch: Instant::now(),
+        epoch,
     });
-    let conn = Arc::new(Connection {
+    let conn = Arc::new_cyclic(|me| Connection {
         peer,
         peer_creation,
         flags,
         sender: Mutex::new(Sender::new(flags)),
         output: output.clone(),
+        input: Input {
+            state: Mutex::new(ReadState {
+                receiver: Receiver::new(),
+                buf: BytesMut::with_capacity(256 * 1024),
+                ended: None,
+            }),
+            socket: Some(socket),
+            ended: Notify::new(),
+            task_parked: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            last_data_ms: AtomicU64::new(0),
+            epoch,
+        },
+        node: Arc::downgrade(node),
+        me: me.clone(),
         reader: Mutex::new(None),
     });
     let rt = tokio::runtime::Handle::current();
     rt.spawn(write_loop(write_half, output, tick));
     let reader = rt.spawn(read_loop(node.clone(), conn.clone(), read_half, timeout));
     *lock(&conn.reader) = Some(reader.abort_handle());
-    conn
+    Ok(conn)
 }
 
 async fn write_loop<W: AsyncWrite>(write_half: W, output: Arc<Output>, tick: Duration) {
@@ -295,55 +498,159 @@ async fn write_loop<W: AsyncWrite>(write_half: W, output: Arc<Output>, tick: Dur
     }
 }
 
-async fn read_loop<R: AsyncRead>(
+async fn read_loop(
     node: Arc<Inner>,
     conn: Arc<Connection>,
-    read_half: R,
+    read_half: OwnedReadHalf,
     timeout: Duration,
 ) {
-    let mut read_half = std::pin::pin!(read_half);
-    let mut receiver = Receiver::new();
-    let mut buf = BytesMut::with_capacity(256 * 1024);
-    let reason = loop {
-        // Cut every complete frame out of the buffer.
-        let mut failed = None;
-        while buf.len() >= 4 {
-            let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-            if len == 0 {
-                buf.advance(4);
-                continue;
-            }
-            if len > MAX_FRAME {
-                failed = Some(format!("frame of {len} bytes is over the limit"));
-                break;
-            }
-            if buf.len() < 4 + len {
-                buf.reserve(4 + len - buf.len());
-                break;
-            }
-            buf.advance(4);
-            let frame = buf.split_to(len).freeze();
-            match receiver.receive(frame) {
-                Ok(Some(incoming)) => node.dispatch(&conn, incoming),
-                Ok(None) => {}
-                Err(e) => {
-                    failed = Some(format!("bad frame: {e}"));
-                    break;
+    let input = &conn.input;
+    let reason = read_until_ended(&node, &conn, &read_half, timeout).await;
+    input.stopped.store(true, Ordering::Release);
+    node.connection_lost(&conn, &reason);
+}
+
+/// The reader task's loop: reads under the read state's lock, so a receiving thread may read
+/// in between. Returns why the connection ended.
+async fn read_until_ended(
+    node: &Inner,
+    conn: &Connection,
+    read_half: &OwnedReadHalf,
+    timeout: Duration,
+) -> String {
+    let input = &conn.input;
+    let Some(socket) = input.socket.as_deref() else {
+        return "no socket to read".to_string();
+    };
+    // One timer for the connection's life, moved on only when it fires: a timer per read
+    // costs a timer-wheel entry per read.
+    let watchdog = tokio::time::sleep(timeout);
+    let mut watchdog = std::pin::pin!(watchdog);
+    loop {
+        tokio::select! {
+            biased;
+            ready = read_half.readable() => {
+                if let Err(e) = ready {
+                    return format!("read error: {e}");
                 }
             }
+            _ = input.ended.notified() => {}
+            _ = watchdog.as_mut() => {
+                let silent = input.silent_for();
+                if silent >= timeout {
+                    return format!("no data for {timeout:?} (net_ticktime)");
+                }
+                watchdog.as_mut().reset(tokio::time::Instant::now() + (timeout - silent));
+                continue;
+            }
         }
-        if let Some(reason) = failed {
-            break reason;
+        input.task_parked.store(false, Ordering::Relaxed);
+        // A receiving thread may be reading: it holds the state a few µs at most, and starts
+        // no new read now that the task is not parked.
+        let mut state = lock(&input.state);
+        if let Some(reason) = state.ended.take() {
+            return reason;
         }
-        if buf.capacity() - buf.len() < 16 * 1024 {
-            buf.reserve(256 * 1024);
+        // A few reads per wake-up, then back through `readable`, which lets other tasks run.
+        for _ in 0..READS_PER_WAKE {
+            state.make_room();
+            let room = state.buf.capacity() - state.buf.len();
+            let mut got = 0;
+            // A read that does not fill the room emptied the socket: as Tokio's own reads do,
+            // it clears the readiness (from before the read, so nothing arriving since is
+            // lost), which spares a read that would only say "would block".
+            let read = read_half.as_ref().try_io(Interest::READABLE, || {
+                got = read_now(socket, &mut state.buf, room)?;
+                match got {
+                    n if n > 0 && n < room => Err(std::io::ErrorKind::WouldBlock.into()),
+                    _ => Ok(()),
+                }
+            });
+            let drained = match read {
+                Ok(()) if got == 0 => return "closed by peer".to_string(),
+                Ok(()) => false,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return format!("read error: {e}"),
+            };
+            if got > 0 {
+                input.touch();
+                let dispatch = |incoming| node.dispatch(conn, incoming);
+                if let Err(reason) = state.cut_frames(dispatch) {
+                    return reason;
+                }
+            }
+            if drained {
+                input.task_parked.store(true, Ordering::Relaxed);
+                break;
+            }
         }
-        match tokio::time::timeout(timeout, read_half.read_buf(&mut buf)).await {
-            Err(_) => break format!("no data for {timeout:?} (net_ticktime)"),
-            Ok(Ok(0)) => break "closed by peer".to_string(),
-            Ok(Err(e)) => break format!("read error: {e}"),
-            Ok(Ok(_)) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dist::flags;
+    use crate::etf::{Pid, Term};
+
+    fn empty_state() -> ReadState {
+        ReadState {
+            receiver: Receiver::new(),
+            buf: BytesMut::new(),
+            ended: None,
         }
-    };
-    node.connection_lost(&conn, &reason);
+    }
+
+    #[test]
+    fn frames_are_cut_whole_across_reads_and_ticks_are_skipped() {
+        let to = Pid {
+            node: Atom::new("py@host"),
+            id: 7,
+            serial: 0,
+            creation: 1,
+        };
+        let send = Control::Send { to: to.clone() };
+        let mut body = Vec::new();
+        crate::etf::encode_term_body(&Term::atom("hello"), &mut body);
+        let mut sender = Sender::new(flags::DIST_HDR_ATOM_CACHE);
+        let mut frames = vec![Bytes::from_static(&TICK)];
+        for _ in 0..3 {
+            sender.encode(&send, Some(&body), &mut frames).unwrap();
+            frames.push(Bytes::from_static(&TICK));
+        }
+        let stream: Vec<u8> = frames.concat();
+        // Fed in pieces of every size, as reads may cut the stream anywhere.
+        for piece in 1..stream.len() {
+            let mut state = empty_state();
+            let mut got = Vec::new();
+            for chunk in stream.chunks(piece) {
+                state.buf.extend_from_slice(chunk);
+                state.cut_frames(|incoming| got.push(incoming)).unwrap();
+            }
+            assert_eq!(got.len(), 3, "pieces of {piece} bytes");
+            for incoming in &got {
+                assert_eq!(incoming.control, send);
+            }
+            assert!(state.buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn an_oversized_frame_ends_the_connection() {
+        let mut state = empty_state();
+        state
+            .buf
+            .extend_from_slice(&(MAX_FRAME as u32 + 1).to_be_bytes());
+        let error = state
+            .cut_frames(|_| panic!("nothing to dispatch"))
+            .unwrap_err();
+        assert!(error.contains("over the limit"), "{error}");
+        let mut state = empty_state();
+        state.buf.extend_from_slice(&[0, 0, 0, 3, 1, 2, 3]);
+        let error = state
+            .cut_frames(|_| panic!("nothing to dispatch"))
+            .unwrap_err();
+        assert!(error.starts_with("bad frame"), "{error}");
+    }
 }

@@ -15,11 +15,11 @@ const NET_KERNEL: &str = "net_kernel";
 
 impl Inner {
     /// Handles one incoming control message (and its payload) from `conn`.
-    pub(crate) fn dispatch(&self, conn: &Arc<Connection>, incoming: Incoming) {
+    pub(crate) fn dispatch(&self, conn: &Connection, incoming: Incoming) {
         let Incoming { control, payload } = incoming;
         match control {
             Control::Send { to } | Control::SendSender { to, .. } => {
-                self.deliver_payload(&to, payload)
+                self.deliver_payload(conn, &to, payload)
             }
             Control::RegSend { to_name, .. } => {
                 if to_name.as_str() == NET_KERNEL {
@@ -29,6 +29,7 @@ impl Inner {
                 let process = lock(&self.table).names.get(&to_name).cloned();
                 match (process, payload) {
                     (Some(p), Some(payload)) => {
+                        p.note_source(conn.id(), || conn.as_source());
                         if !p.deliver(to_message(payload)) {
                             log::debug!("dropped a message to closed mailbox {to_name}");
                         }
@@ -149,10 +150,11 @@ impl Inner {
         }
     }
 
-    fn deliver_payload(&self, to: &Pid, payload: Option<Payload>) {
+    fn deliver_payload(&self, conn: &Connection, to: &Pid, payload: Option<Payload>) {
         let Some(payload) = payload else { return };
         match self.local_process(to) {
             Some(p) => {
+                p.note_source(conn.id(), || conn.as_source());
                 if !p.deliver(to_message(payload)) {
                     log::debug!("dropped a message to closed mailbox {to:?}");
                 }
@@ -170,7 +172,7 @@ impl Inner {
 
     /// A remote process monitors one of ours: remember it, or answer `noproc` at once so a
     /// `gen_server:call` to a missing name fails fast instead of waiting for its timeout.
-    fn monitored(&self, conn: &Arc<Connection>, from: Pid, target: ProcRef, reference: Reference) {
+    fn monitored(&self, conn: &Connection, from: Pid, target: ProcRef, reference: Reference) {
         if matches!(&target, ProcRef::Name(n) if n.as_str() == NET_KERNEL) {
             return;
         }
@@ -197,7 +199,7 @@ impl Inner {
 
     /// `net_kernel`'s part of `net_adm:ping`: `{'$gen_call', {From, Tag}, {is_auth, Node}}`
     /// is answered `{Tag, yes}` with the tag echoed exactly (`[alias | Ref]` from OTP 24 on).
-    fn net_kernel(&self, conn: &Arc<Connection>, payload: Option<Payload>) {
+    fn net_kernel(&self, conn: &Connection, payload: Option<Payload>) {
         let Some(payload) = payload else { return };
         let request = match to_message(payload).to_term() {
             Ok(t) => t,

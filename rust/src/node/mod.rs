@@ -747,33 +747,22 @@ impl Inner {
     /// Makes a connection that finished its handshake live, flushing what waited for it.
     fn install(self: &Arc<Self>, stream: TcpStream, peer: Atom, peer_creation: u32, flags: u64) {
         let tick = self.config.ticktime / 4;
-        // A second handle on the socket lets senders write without a thread hop.
-        let (stream, direct) = match stream.into_std() {
-            Ok(std_stream) => {
-                let direct = std_stream.try_clone().ok();
-                match TcpStream::from_std(std_stream) {
-                    Ok(stream) => (stream, direct),
-                    Err(e) => {
-                        log::warn!("lost the connection to {peer} while setting it up: {e}");
-                        return;
-                    }
-                }
-            }
-            Err(e) => {
-                log::warn!("lost the connection to {peer} while setting it up: {e}");
-                return;
-            }
-        };
-        let conn = connection::start(
+        let started = connection::start(
             self,
             stream,
-            direct,
             peer.clone(),
             peer_creation,
             flags,
             tick,
             self.config.ticktime,
         );
+        let conn = match started {
+            Ok(conn) => conn,
+            Err(e) => {
+                log::warn!("lost the connection to {peer} while setting it up: {e}");
+                return;
+            }
+        };
         let mut table = lock(&self.table);
         if self.is_closed() {
             drop(table);
