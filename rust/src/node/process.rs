@@ -181,6 +181,12 @@ impl Process {
         }
     }
 
+    /// Where the last message came from, if it can still feed: a waiter may read it while
+    /// it spins.
+    pub fn source(&self) -> Option<Arc<dyn Feed>> {
+        lock(&self.source).as_ref().and_then(Weak::upgrade)
+    }
+
     /// Takes the next message if there is one. Finding none asks for the wake hook.
     pub fn try_receive(&self) -> Option<Message> {
         if let Some(message) = self.queue.pop() {
@@ -222,7 +228,7 @@ impl Process {
     /// wake (on a VM, tens of µs when its vCPU had gone idle).
     pub fn spin_for_message(&self) -> Option<Message> {
         let source = match self.spinner.is_due() {
-            true => lock(&self.source).as_ref().and_then(Weak::upgrade),
+            true => self.source(),
             false => None,
         };
         // Plain pops: `try_receive` would write the wake flag, a line the pusher reads, on

@@ -116,9 +116,22 @@ fn dispatch_loop(jobs: mpsc::Receiver<Job>, again: mpsc::Sender<Job>) {
     let jobs = Mutex::new(jobs);
     // A callback's round trip has a hop more than a receive's (the hook, this channel).
     let spinner = Spinner::new(DISPATCH_SPIN);
+    // The mailbox served last: while spinning, the dispatcher reads the socket its messages
+    // come from (see `Process::spin_for_message`).
+    let last_served: Mutex<Option<Arc<Process>>> = Mutex::new(None);
     let next_job = || {
         let jobs = lock(&jobs);
-        match spinner.spin(|| jobs.try_recv().ok()) {
+        let source = match spinner.is_due() {
+            true => lock(&last_served).as_ref().and_then(|p| p.source()),
+            false => None,
+        };
+        let look = || {
+            jobs.try_recv().ok().or_else(|| {
+                source.as_ref()?.feed();
+                jobs.try_recv().ok()
+            })
+        };
+        match spinner.spin(look) {
             Some(job) => Ok(job),
             None => jobs.recv(),
         }
@@ -129,6 +142,7 @@ fn dispatch_loop(jobs: mpsc::Receiver<Job>, again: mpsc::Sender<Job>) {
             let Some(callback) = callback else { continue };
             let mut batch = Vec::with_capacity(DISPATCH_BATCH);
             served.process.drain(DISPATCH_BATCH, &mut batch);
+            *lock(&last_served) = Some(served.process.clone());
             for message in batch {
                 let result = decode_message(py, &message).and_then(|m| callback.call1(py, (m,)));
                 if let Err(e) = result {
