@@ -34,10 +34,11 @@ use tokio::sync::Notify;
 /// The largest frame we accept (a peer without FRAGMENTS sends big messages whole).
 const MAX_FRAME: usize = 1 << 30;
 
-/// A receiving thread reads at most this much at a time: enough for the message it waits
-/// for, not so much that it parses a stream of messages the reader task would parse on
-/// another core meanwhile.
-const FEED_AT_MOST: usize = 4096;
+/// A receiving thread reads at most this much at a time: enough for the messages it waits
+/// for, little enough that the reader task, which may wait for the read state meanwhile, is
+/// not held up for long. Measured (31 rounds) against reading 4 KiB only while the reader
+/// task was parked: W1 4 % faster, W2 level; with 64 KiB, W1 3 % faster.
+const FEED_AT_MOST: usize = 16 * 1024;
 
 /// How many reads the reader task makes in a row before it lets other tasks run.
 const READS_PER_WAKE: usize = 8;
@@ -177,11 +178,6 @@ struct Input {
     /// Rung by a receiving thread that found the connection must end (the reader task ends
     /// it).
     ended: Notify,
-    /// Set while the reader task waits for the socket after emptying it: only then does a
-    /// receiving thread read. While the task is at work (a stream of messages), the two
-    /// threads make a pipeline, and a receiver that also read would only contend for the
-    /// state.
-    task_parked: AtomicBool,
     /// Set once the reader task has ended: nobody reads any more.
     stopped: AtomicBool,
     /// When data last came in, in ms since `epoch`: net_ticktime counts from it.
@@ -365,9 +361,7 @@ impl Feed for Connection {
         let Some(socket) = &self.input.socket else {
             return;
         };
-        if !self.input.task_parked.load(Ordering::Relaxed)
-            || self.input.stopped.load(Ordering::Acquire)
-        {
+        if self.input.stopped.load(Ordering::Acquire) {
             return;
         }
         let Some(mut state) = self.input.try_state() else {
@@ -438,7 +432,6 @@ pub fn start(
             }),
             socket: Some(socket),
             ended: Notify::new(),
-            task_parked: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             last_data_ms: AtomicU64::new(0),
             epoch,
@@ -544,9 +537,8 @@ async fn read_until_ended(
                 continue;
             }
         }
-        input.task_parked.store(false, Ordering::Relaxed);
-        // A receiving thread may be reading: it holds the state a few µs at most, and starts
-        // no new read now that the task is not parked.
+        // A receiving thread may be reading: it holds the state for one read of at most
+        // FEED_AT_MOST bytes, tens of µs.
         let mut state = lock(&input.state);
         if let Some(reason) = state.ended.take() {
             return reason;
@@ -581,7 +573,6 @@ async fn read_until_ended(
                 }
             }
             if drained {
-                input.task_parked.store(true, Ordering::Relaxed);
                 break;
             }
         }
