@@ -117,12 +117,12 @@ fn dispatch_loop(jobs: mpsc::Receiver<Job>, again: mpsc::Sender<Job>) {
     // A callback's round trip has a hop more than a receive's (the hook, this channel).
     let spinner = Spinner::new(DISPATCH_SPIN);
     // The mailbox served last: while spinning, the dispatcher reads the socket its messages
-    // come from (see `Process::spin_for_message`).
-    let last_served: Mutex<Option<Arc<Process>>> = Mutex::new(None);
+    // come from (see `Process::spin_for_message`). Weak, so as not to keep a closed mailbox.
+    let last_served: Mutex<std::sync::Weak<Process>> = Mutex::new(std::sync::Weak::new());
     let next_job = || {
         let jobs = lock(&jobs);
         let source = match spinner.is_due() {
-            true => lock(&last_served).as_ref().and_then(|p| p.source()),
+            true => lock(&last_served).upgrade().and_then(|p| p.source()),
             false => None,
         };
         let look = || {
@@ -142,7 +142,7 @@ fn dispatch_loop(jobs: mpsc::Receiver<Job>, again: mpsc::Sender<Job>) {
             let Some(callback) = callback else { continue };
             let mut batch = Vec::with_capacity(DISPATCH_BATCH);
             served.process.drain(DISPATCH_BATCH, &mut batch);
-            *lock(&last_served) = Some(served.process.clone());
+            *lock(&last_served) = Arc::downgrade(&served.process);
             for message in batch {
                 let result = decode_message(py, &message).and_then(|m| callback.call1(py, (m,)));
                 if let Err(e) = result {
