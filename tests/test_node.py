@@ -401,6 +401,27 @@ def test_a_burst_of_small_and_big_sends_arrives_in_order(erl: Erl, node: erlnode
     assert got == [(i, len(big) if i % 97 == 0 else 1) for i in range(2000)]
 
 
+def test_disconnect_closes_the_connection_while_the_callback_thread_is_idle(
+    erl: Erl, node: erlnode.Node
+) -> None:
+    # The callback dispatcher reads the socket of the mailbox it served last while it spins;
+    # once idle it must not keep a connection open that the program disconnected. Whether
+    # it spun after the last message depends on timing, hence a few rounds.
+    got: list[Any] = []
+    node.mailbox("cb", callback=got.append)
+    for _ in range(3):
+        got.clear()
+        assert node.ping(erl.name)
+        # A burst, so that the dispatcher's spin pays and it spins (and reads) after the last.
+        erl.eval(f"[{{cb, '{node.name}'}} ! I || I <- lists:seq(1, 2000)]")
+        assert wait_until(lambda: got == list(range(1, 2001)), timeout=5)
+        time.sleep(0.2)  # the dispatcher's spin is over: it waits for the next job
+        erl.eval(f"monitor_node('{node.name}', true)")
+        assert node.disconnect(erl.name)
+        nodedown = erl.eval("receive {nodedown, N} -> N after 5000 -> timeout end")
+        assert nodedown == Atom(node.name)
+
+
 def test_disconnect_fires_links_and_monitors(erl: Erl, node: erlnode.Node) -> None:
     mbox = node.mailbox()
     erl.eval("P = spawn(fun() -> receive stop -> ok end end)")

@@ -347,12 +347,14 @@ impl Connection {
         self.me.clone()
     }
 
-    /// Stops the reader; the writer ends once the connection is dropped.
+    /// Stops the reader, and the writer once it has written what is queued (then the peer
+    /// sees the connection close), whoever still holds this connection.
     pub fn shutdown(&self) {
         self.input.stopped.store(true, Ordering::Release);
         if let Some(reader) = lock(&self.reader).take() {
             reader.abort();
         }
+        self.output.close();
     }
 }
 

@@ -121,17 +121,21 @@ fn dispatch_loop(jobs: mpsc::Receiver<Job>, again: mpsc::Sender<Job>) {
     let last_served: Mutex<std::sync::Weak<Process>> = Mutex::new(std::sync::Weak::new());
     let next_job = || {
         let jobs = lock(&jobs);
-        let source = match spinner.is_due() {
-            true => lock(&last_served).upgrade().and_then(|p| p.source()),
-            false => None,
-        };
-        let look = || {
-            jobs.try_recv().ok().or_else(|| {
-                source.as_ref()?.feed();
-                jobs.try_recv().ok()
+        // The source is held for the spin only, never while blocked below: a connection
+        // must not outlive its disconnection because an idle thread holds it.
+        let spun = {
+            let source = match spinner.is_due() {
+                true => lock(&last_served).upgrade().and_then(|p| p.source()),
+                false => None,
+            };
+            spinner.spin(|| {
+                jobs.try_recv().ok().or_else(|| {
+                    source.as_ref()?.feed();
+                    jobs.try_recv().ok()
+                })
             })
         };
-        match spinner.spin(look) {
+        match spun {
             Some(job) => Ok(job),
             None => jobs.recv(),
         }
