@@ -23,7 +23,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter, Interest};
@@ -51,6 +51,32 @@ const BURST_GAP: Duration = Duration::from_micros(10);
 /// the writer task then frees one buffer per batch instead of one allocation of the sending
 /// thread per frame (a free from another thread is glibc's slow path).
 const COALESCE_BELOW: usize = 4096;
+
+/// When something last happened, in ms since the connection started: a time any thread
+/// can set or read without a lock.
+struct LastSeen {
+    ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl LastSeen {
+    fn new(epoch: Instant) -> LastSeen {
+        LastSeen {
+            ms: AtomicU64::new(0),
+            epoch,
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn elapsed(&self) -> Duration {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.ms.load(Ordering::Relaxed)))
+    }
+}
 
 #[derive(Default)]
 struct Outbox {
@@ -99,22 +125,11 @@ struct Output {
     /// A second handle on the socket (plain TCP only) for writes from the sending thread.
     /// None for transports that need the writer task for every byte (TLS later).
     direct: Option<Arc<std::net::TcpStream>>,
-    /// When anything was last written, in ms since `epoch`: ticks only fill silence.
-    last_write_ms: AtomicU64,
-    epoch: Instant,
+    /// When anything was last written: ticks only fill silence.
+    last_write: LastSeen,
 }
 
 impl Output {
-    fn touch(&self) {
-        let ms = self.epoch.elapsed().as_millis() as u64;
-        self.last_write_ms.store(ms, Ordering::Relaxed);
-    }
-
-    fn idle_for(&self) -> Duration {
-        let now = self.epoch.elapsed().as_millis() as u64;
-        Duration::from_millis(now.saturating_sub(self.last_write_ms.load(Ordering::Relaxed)))
-    }
-
     /// Writes or queues frames, keeping their order. False once the connection is closed.
     fn push(&self, frames: impl IntoIterator<Item = Bytes>) -> bool {
         let mut out = lock(&self.outbox);
@@ -136,7 +151,7 @@ impl Output {
                         break;
                     }
                 }
-                self.touch();
+                self.last_write.touch();
             }
         }
         for frame in frames {
@@ -180,9 +195,8 @@ struct Input {
     ended: Notify,
     /// Set once the reader task has ended: nobody reads any more.
     stopped: AtomicBool,
-    /// When data last came in, in ms since `epoch`: net_ticktime counts from it.
-    last_data_ms: AtomicU64,
-    epoch: Instant,
+    /// When data last came in: net_ticktime counts from it.
+    last_data: LastSeen,
 }
 
 struct ReadState {
@@ -194,16 +208,6 @@ struct ReadState {
 }
 
 impl Input {
-    fn touch(&self) {
-        let ms = self.epoch.elapsed().as_millis() as u64;
-        self.last_data_ms.store(ms, Ordering::Relaxed);
-    }
-
-    fn silent_for(&self) -> Duration {
-        let now = self.epoch.elapsed().as_millis() as u64;
-        Duration::from_millis(now.saturating_sub(self.last_data_ms.load(Ordering::Relaxed)))
-    }
-
     /// The read state, unless another thread is using it.
     fn try_state(&self) -> Option<MutexGuard<'_, ReadState>> {
         match self.state.try_lock() {
@@ -293,8 +297,13 @@ pub struct Connection {
     input: Input,
     node: Weak<Inner>,
     me: Weak<Connection>,
+    /// Unique in the process: not the address, which a later connection may reuse.
+    id: usize,
     reader: Mutex<Option<tokio::task::AbortHandle>>,
 }
+
+/// The last connection id handed out.
+static CONNECTION_IDS: AtomicUsize = AtomicUsize::new(0);
 
 impl Drop for Connection {
     fn drop(&mut self) {
@@ -339,7 +348,7 @@ impl Connection {
     ///
     /// [`Process::note_source`]: super::process::Process::note_source
     pub fn id(&self) -> usize {
-        self as *const Connection as usize
+        self.id
     }
 
     /// A handle a process keeps on where its messages come from.
@@ -379,7 +388,7 @@ impl Feed for Connection {
         let ended = match read_now(socket, &mut state.buf, FEED_AT_MOST) {
             Ok(0) => Some("closed by peer".to_string()),
             Ok(_) => {
-                self.input.touch();
+                self.input.last_data.touch();
                 state
                     .cut_frames(|incoming| node.dispatch(self, incoming))
                     .err()
@@ -417,8 +426,7 @@ pub fn start(
         outbox: Mutex::new(Outbox::default()),
         wake_writer: Notify::new(),
         direct: Some(socket.clone()),
-        last_write_ms: AtomicU64::new(0),
-        epoch,
+        last_write: LastSeen::new(epoch),
     });
     let conn = Arc::new_cyclic(|me| Connection {
         peer,
@@ -435,11 +443,11 @@ pub fn start(
             socket: Some(socket),
             ended: Notify::new(),
             stopped: AtomicBool::new(false),
-            last_data_ms: AtomicU64::new(0),
-            epoch,
+            last_data: LastSeen::new(epoch),
         },
         node: Arc::downgrade(node),
         me: me.clone(),
+        id: CONNECTION_IDS.fetch_add(1, Ordering::Relaxed) + 1,
         reader: Mutex::new(None),
     });
     let rt = tokio::runtime::Handle::current();
@@ -453,7 +461,7 @@ async fn write_loop<W: AsyncWrite>(write_half: W, output: Arc<Output>, tick: Dur
     let out = BufWriter::with_capacity(64 * 1024, write_half);
     let mut out = std::pin::pin!(out);
     loop {
-        let idle = output.idle_for();
+        let idle = output.last_write.elapsed();
         if idle >= tick {
             output.push([Bytes::from_static(&TICK)]);
         }
@@ -488,7 +496,7 @@ async fn write_loop<W: AsyncWrite>(write_half: W, output: Arc<Output>, tick: Dur
             if out.flush().await.is_err() {
                 return;
             }
-            output.touch();
+            output.last_write.touch();
         }
     }
 }
@@ -531,7 +539,7 @@ async fn read_until_ended(
             }
             _ = input.ended.notified() => {}
             _ = watchdog.as_mut() => {
-                let silent = input.silent_for();
+                let silent = input.last_data.elapsed();
                 if silent >= timeout {
                     return format!("no data for {timeout:?} (net_ticktime)");
                 }
@@ -568,7 +576,7 @@ async fn read_until_ended(
                 Err(e) => return format!("read error: {e}"),
             };
             if got > 0 {
-                input.touch();
+                input.last_data.touch();
                 let dispatch = |incoming| node.dispatch(conn, incoming);
                 if let Err(reason) = state.cut_frames(dispatch) {
                     return reason;

@@ -83,8 +83,8 @@ pub struct Process {
     /// awake receiver costs no lock and no system call.
     sleepers: AtomicUsize,
     spinner: Spinner,
-    /// Where messages last came from: its address (checked per message without a lock or a
-    /// write) and a handle on it, which a spinning receiver feeds from.
+    /// Where messages last came from: its id (checked per message without a lock or a
+    /// write; 0 for none) and a handle on it, which a spinning receiver feeds from.
     source_id: AtomicUsize,
     source: Mutex<Option<Weak<dyn Feed>>>,
     sleep: Mutex<()>,
@@ -223,6 +223,7 @@ impl Process {
 
     /// A message that arrives within [`SPIN`], looked for without sleeping, while messages
     /// have lately come that close together (see [`Spinner`]); None otherwise.
+    ///
     /// Each look also feeds from the source of the last message: the receiver reads that
     /// socket itself, so a message arriving meanwhile does not wait for a network thread to
     /// wake (on a VM, tens of µs when its vCPU had gone idle).
@@ -396,6 +397,39 @@ mod tests {
         looks.set(0);
         assert_eq!(spinner.spin(nothing), None);
         assert!(looks.get() > 1);
+    }
+
+    struct CountingFeed(AtomicUsize);
+
+    impl Feed for CountingFeed {
+        fn feed(&self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn feeds(source: &CountingFeed) -> usize {
+        source.0.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn a_spinning_receiver_feeds_from_the_latest_source() {
+        let p = Process::new(pid());
+        let a = Arc::new(CountingFeed(AtomicUsize::new(0)));
+        let b = Arc::new(CountingFeed(AtomicUsize::new(0)));
+        let weak_a: Weak<dyn Feed> = Arc::downgrade(&a) as Weak<dyn Feed>;
+        p.note_source(1, || weak_a);
+        // The same source again: nothing to make.
+        p.note_source(1, || unreachable!("the source did not change"));
+        // An empty queue: the spin feeds from the source on every look.
+        assert!(p.spin_for_message().is_none());
+        assert!(feeds(&a) > 1);
+        let weak_b: Weak<dyn Feed> = Arc::downgrade(&b) as Weak<dyn Feed>;
+        p.note_source(2, || weak_b);
+        p.source().expect("b is alive").feed();
+        assert_eq!(feeds(&b), 1);
+        // A source that is gone feeds nobody.
+        drop(b);
+        assert!(p.source().is_none());
     }
 
     #[test]
