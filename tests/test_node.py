@@ -401,6 +401,44 @@ def test_a_burst_of_small_and_big_sends_arrives_in_order(erl: Erl, node: erlnode
     assert got == [(i, len(big) if i % 97 == 0 else 1) for i in range(2000)]
 
 
+def test_two_receivers_reading_one_connection_get_every_message_in_order(
+    erl: Erl, node: erlnode.Node
+) -> None:
+    # Both receiving threads read the socket themselves when their mailbox runs dry, while
+    # the network thread reads it too: whoever reads, each message arrives once, in order,
+    # big (fragmented) ones included.
+    count = 20000
+    results: dict[str, list[Any]] = {}
+
+    def drain(name: str, mbox: erlnode.Mailbox) -> None:
+        got: list[Any] = []
+        try:
+            while len(got) < count:
+                got.append(mbox.receive(timeout=20))
+        finally:
+            results[name] = got
+
+    threads = [
+        threading.Thread(target=drain, args=(n, node.mailbox(n))) for n in ("left", "right")
+    ]
+    for t in threads:
+        t.start()
+    erl.eval(
+        f"""Big = binary:copy(<<7>>, 200000),
+            [spawn(fun() ->
+                [{{Name, '{node.name}'}} ! (case I rem 500 of 0 -> {{I, Big}}; _ -> I end)
+                 || I <- lists:seq(1, {count})]
+             end) || Name <- [left, right]],
+            ok"""
+    )
+    for t in threads:
+        t.join(timeout=60)
+    big = b"\x07" * 200000
+    expected = [(i, big) if i % 500 == 0 else i for i in range(1, count + 1)]
+    assert results["left"] == expected
+    assert results["right"] == expected
+
+
 def test_disconnect_closes_the_connection_while_the_callback_thread_is_idle(
     erl: Erl, node: erlnode.Node
 ) -> None:
