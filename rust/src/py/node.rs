@@ -1,7 +1,8 @@
 //! `Node` and `Mailbox` for Python.
 //!
 //! Threading rules: Tokio threads never hold the GIL. A blocking `receive` waits with the GIL
-//! released, in short slices so Ctrl-C works. Callback mailboxes and asyncio waiters are
+//! released, in short slices so Ctrl-C works; while it spins it may read and route what its
+//! connection received (`Process::spin_for_message`), still without the GIL. Callback mailboxes and asyncio waiters are
 //! served by one dispatcher thread per node, started on first need: the network thread only
 //! tells it "this mailbox has messages"; the dispatcher takes the GIL once per batch, decodes
 //! and calls the callbacks in arrival order, or wakes the asyncio futures through their loops.
