@@ -228,18 +228,10 @@ impl Process {
     /// socket itself, so a message arriving meanwhile does not wait for a network thread to
     /// wake (on a VM, tens of µs when its vCPU had gone idle).
     pub fn spin_for_message(&self) -> Option<Message> {
-        let source = match self.spinner.is_due() {
-            true => self.source(),
-            false => None,
-        };
         // Plain pops: `try_receive` would write the wake flag, a line the pusher reads, on
         // every look.
-        self.spinner.spin(|| {
-            self.queue.pop().or_else(|| {
-                source.as_ref()?.feed();
-                self.queue.pop()
-            })
-        })
+        self.spinner
+            .spin_feeding(|| self.source(), || self.queue.pop())
     }
 
     /// Whether the next [`Process::spin_for_message`] will spin rather than just count a
@@ -342,6 +334,24 @@ impl Spinner {
         }
         self.misses.store(misses.wrapping_add(1), Ordering::Relaxed);
         None
+    }
+
+    /// Like `spin`, and between looks reads the socket the awaited items come from, so an
+    /// item arriving meanwhile does not wait for a network thread to wake. `source` is
+    /// asked only if the spin is due, and let go when it ends: a connection must not
+    /// outlive its disconnection because a waiting thread still holds it.
+    pub fn spin_feeding<T>(
+        &self,
+        source: impl FnOnce() -> Option<Arc<dyn Feed>>,
+        mut look: impl FnMut() -> Option<T>,
+    ) -> Option<T> {
+        let source = if self.is_due() { source() } else { None };
+        self.spin(|| {
+            look().or_else(|| {
+                source.as_ref()?.feed();
+                look()
+            })
+        })
     }
 }
 

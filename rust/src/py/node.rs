@@ -2,10 +2,11 @@
 //!
 //! Threading rules: Tokio threads never hold the GIL. A blocking `receive` waits with the GIL
 //! released, in short slices so Ctrl-C works; while it spins it may read and route what its
-//! connection received (`Process::spin_for_message`), still without the GIL. Callback mailboxes and asyncio waiters are
-//! served by one dispatcher thread per node, started on first need: the network thread only
-//! tells it "this mailbox has messages"; the dispatcher takes the GIL once per batch, decodes
-//! and calls the callbacks in arrival order, or wakes the asyncio futures through their loops.
+//! connection received (`Process::spin_for_message`), still without the GIL. Callback
+//! mailboxes and asyncio waiters are served by one dispatcher thread per node, started on
+//! first need: the network thread only tells it "this mailbox has messages"; the dispatcher
+//! takes the GIL once per batch, decodes and calls the callbacks in arrival order, or wakes
+//! the asyncio futures through their loops.
 
 use super::codec::{decode_body, encode_body, py_to_term, term_to_py};
 use super::terms::PyPid;
@@ -122,21 +123,8 @@ fn dispatch_loop(jobs: mpsc::Receiver<Job>, again: mpsc::Sender<Job>) {
     let last_served: Mutex<std::sync::Weak<Process>> = Mutex::new(std::sync::Weak::new());
     let next_job = || {
         let jobs = lock(&jobs);
-        // The source is held for the spin only, never while blocked below: a connection
-        // must not outlive its disconnection because an idle thread holds it.
-        let spun = {
-            let source = match spinner.is_due() {
-                true => lock(&last_served).upgrade().and_then(|p| p.source()),
-                false => None,
-            };
-            spinner.spin(|| {
-                jobs.try_recv().ok().or_else(|| {
-                    source.as_ref()?.feed();
-                    jobs.try_recv().ok()
-                })
-            })
-        };
-        match spun {
+        let source = || lock(&last_served).upgrade().and_then(|p| p.source());
+        match spinner.spin_feeding(source, || jobs.try_recv().ok()) {
             Some(job) => Ok(job),
             None => jobs.recv(),
         }
