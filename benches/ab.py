@@ -43,6 +43,8 @@ from run import (
     Cluster,
     Driver,
     Settings,
+    Workload,
+    busy_core,
     cpu_seconds,
     ratio,
     workloads,
@@ -71,7 +73,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=31)
     parser.add_argument("--mode", default="plain", help="py_remote.py mode (default plain)")
     parser.add_argument("--b-mode", help="B's mode, if not --mode (one build, two modes)")
-    parser.add_argument("--only", default="W1,W2,W5", help="workloads (default W1,W2,W5)")
+    parser.add_argument(
+        "--only", default="W1,W2,W5", help="default W1,W2,W5; also W3, W4, 'W2 busy'"
+    )
     parser.add_argument("--n", type=int, default=200_000)
     args = parser.parse_args()
     print(f"A: {erlnode_version(PY)}\nB: {erlnode_version(args.b_python)}", flush=True)
@@ -94,9 +98,10 @@ def main() -> None:
         for node in nodes.values():
             driver.request(f"{{warm, '{node}'}}")
         wanted = args.only.split(",")
-        for w in (w for w in workloads(settings, helper_name) if w.key in wanted):
-            figures: dict[str, list[float]] = {key: [] for key in remotes}
-            cpu: dict[str, list[float]] = {key: [] for key in remotes}
+
+        def rounds(
+            w: Workload, figures: dict[str, list[float]], cpu: dict[str, list[float]]
+        ) -> None:
             for r in range(args.rounds):
                 # Every position in turn: a remote always run second would always find the
                 # vCPUs awake, which alone moved W2 by 10-15 %.
@@ -108,6 +113,12 @@ def main() -> None:
                     figures[key].append(result[w.figure])
                     count = args.n if w.key in ("W1", "W5") else settings.pings
                     cpu[key].append((cpu_seconds(pid) - before) / count * 1e6)
+
+        for w in (w for w in workloads(settings, helper_name) if w.key in wanted):
+            figures: dict[str, list[float]] = {key: [] for key in remotes}
+            cpu: dict[str, list[float]] = {key: [] for key in remotes}
+            with busy_core(cluster, w.busy_core):
+                rounds(w, figures, cpu)
             b_over_a = statistics.median(ratio(w, b, a) for a, b in zip(figures["A"], figures["B"]))
             print(f"\n{w.title} [{w.unit}], {args.rounds} rounds", flush=True)
             for key in remotes:

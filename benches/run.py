@@ -23,6 +23,7 @@ Every process started here is stopped by its pid at the end, also on failure or 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import importlib.metadata
 import importlib.util
@@ -42,7 +43,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty, Queue
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from report import machine
 
@@ -115,6 +116,8 @@ class Workload:
     #: True when a bigger figure is better (throughput); False for latency.
     higher_is_better: bool
     request: Callable[[str], str]
+    #: Run with one core kept busy by a CPU-bound process (see `busy_core`).
+    busy_core: bool = False
 
 
 # -- processes ---------------------------------------------------------------------------
@@ -350,6 +353,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@contextlib.contextmanager
+def busy_core(cluster: Cluster, wanted: bool) -> Iterator[None]:
+    """While wanted, a process that keeps one core busy (a Python loop), stopped by its pid.
+
+    A W2 round trip on a VM depends on whether a vCPU halts between two messages: waking a
+    halted vCPU costs ~15-35 µs there. Erlang ⇄ Erlang alone moves between 12 µs and 75 µs from
+    run to run on that alone. With one core kept busy, no vCPU halts, for every contender alike.
+    """
+    if not wanted:
+        yield
+        return
+    hog = cluster.spawn("busy_core", [PY, "-c", "while True: pass"])
+    try:
+        time.sleep(0.2)
+        yield
+    finally:
+        hog.stop()
+        cluster.children.remove(hog)
+
+
 def workloads(s: Settings, helper: str) -> list[Workload]:
     bulk = s.bulk_mib * 1024 * 1024
     each = max(1, s.n // s.fan_procs)
@@ -358,6 +381,9 @@ def workloads(s: Settings, helper: str) -> list[Workload]:
                  lambda node: f"{{w1, '{node}', {s.n}}}"),
         Workload("W2", f"W2 echo ({s.pings:,} round trips), median", "µs", "median_us", False,
                  lambda node: f"{{w2, '{node}', {s.pings}}}"),
+        Workload("W2 busy", f"W2 echo, one core kept busy ({s.pings:,} round trips), median",
+                 "µs", "median_us", False, lambda node: f"{{w2, '{node}', {s.pings}}}",
+                 busy_core=True),
         Workload("W3", f"W3 source ({s.n:,} msgs)", "msg/s", "rate", True,
                  lambda node: f"{{w3, '{node}', {s.n}}}"),
         Workload("W4", f"W4 bulk ({s.bulk_count} × {s.bulk_mib} MiB)", "MiB/s", "mib_per_s", True,
@@ -596,10 +622,10 @@ def targets(
     for key, goal in (("W1", 1.0), ("W3", 1.0), ("W4", 1.0), ("W5", 1.0)):
         ratio_ = speed("plain", by_key[key])
         rows.append((f"`receive()` {key} ≥ {goal:.1f}× Erlang", f"{ratio_:.2f}×", ratio_ >= goal))
-    w2 = speed("plain", by_key["W2"])
-    rows.append(
-        ("`receive()` W2 median round trip ≤ 1.2× Erlang's", f"{1 / w2:.2f}×", 1 / w2 <= 1.2)
-    )
+    for key, condition in (("W2", ""), ("W2 busy", ", one core kept busy")):
+        w2 = speed("plain", by_key[key])
+        target = f"`receive()` W2 median round trip ≤ 1.2× Erlang's{condition}"
+        rows.append((target, f"{1 / w2:.2f}×", 1 / w2 <= 1.2))
     for mode in ("callback", "asyncio"):
         of_plain = {
             w.key: paired_ratio(w, results[w.key][mode], results[w.key]["plain"]) for w in wls
@@ -754,7 +780,8 @@ def run(s: Settings, command: str) -> None:
         }
         py2py: list[dict[str, float]] = []
         order = [key for key, _ in contenders]
-        for w in wls:
+
+        def measure(w: Workload) -> None:
             for r in range(s.runs):
                 # Each round starts one contender later (A B C, B C A, C A B, …), so that none
                 # always has the same position or neighbour: a remote run right after another
@@ -782,6 +809,10 @@ def run(s: Settings, command: str) -> None:
                                 str(s.n),
                             )
                         )
+
+        for w in wls:
+            with busy_core(cluster, w.busy_core):
+                measure(w)
             row = "  ".join(f"{key} {fmt(median(results[w.key][key], w.figure))}" for key in order)
             print(f"{w.title} [{w.unit}]: {row}", flush=True)
         print(f"W1 erlnode ⇄ erlnode: {fmt(median(py2py, 'rate'))} msg/s", flush=True)
