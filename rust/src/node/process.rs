@@ -187,6 +187,14 @@ impl Process {
         lock(&self.source).as_ref().and_then(Weak::upgrade)
     }
 
+    /// Takes the next message if there is one, without asking for the wake hook: the first
+    /// look of a receiver that looks again (spinning, or before it sleeps) if it finds none.
+    /// Asking here would make every message the spin then finds call the hook (for asyncio, a
+    /// write to the loop's descriptor and a needless turn of the loop per message).
+    pub fn pop(&self) -> Option<Message> {
+        self.queue.pop()
+    }
+
     /// Takes the next message if there is one. Finding none asks for the wake hook.
     pub fn try_receive(&self) -> Option<Message> {
         if let Some(message) = self.queue.pop() {
@@ -230,8 +238,7 @@ impl Process {
     pub fn spin_for_message(&self) -> Option<Message> {
         // Plain pops: `try_receive` would write the wake flag, a line the pusher reads, on
         // every look.
-        self.spinner
-            .spin_feeding(|| self.source(), || self.queue.pop())
+        self.spinner.spin_feeding(|| self.source(), || self.pop())
     }
 
     /// Whether the next [`Process::spin_for_message`] will spin rather than just count a
@@ -243,7 +250,7 @@ impl Process {
     /// Waits for a message until `deadline` (None: forever). Callers that must stay
     /// interruptible (Python's Ctrl-C) pass short deadlines and loop.
     pub fn wait(&self, deadline: Option<Instant>) -> Result<Message, Empty> {
-        if let Some(message) = self.try_receive() {
+        if let Some(message) = self.pop() {
             return Ok(message);
         }
         // No spinning past the caller's deadline: `receive(timeout=0)` only looks.
@@ -498,6 +505,28 @@ mod tests {
         assert!(p.try_receive().is_some());
         assert!(p.try_receive().is_none());
         p.deliver(Message::from_term(&Term::Int(4)));
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_first_look_does_not_ask_for_the_wake_hook() {
+        let p = Process::new(pid());
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let c = count.clone();
+        p.set_wake(Some(Arc::new(move || {
+            c.fetch_add(1, Ordering::SeqCst);
+        })));
+        p.deliver(Message::from_term(&Term::Int(1)));
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        assert!(p.pop().is_some());
+        assert!(p.pop().is_none());
+        // A spinning receiver takes this one itself: no call of the hook.
+        p.deliver(Message::from_term(&Term::Int(2)));
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        assert!(p.spin_for_message().is_some());
+        // A receiver about to wait asks; the next message calls the hook.
+        assert!(p.try_receive().is_none());
+        p.deliver(Message::from_term(&Term::Int(3)));
         assert_eq!(count.load(Ordering::SeqCst), 2);
     }
 

@@ -526,7 +526,7 @@ impl PyMailbox {
     #[pyo3(signature = (timeout=None))]
     fn receive(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
         let process = self.process();
-        if let Some(message) = process.try_receive() {
+        if let Some(message) = process.pop() {
             return decode_message(py, &message);
         }
         let deadline = match timeout {
@@ -579,7 +579,7 @@ impl PyMailbox {
     #[pyo3(signature = (default=None))]
     fn receive_soon(&self, py: Python<'_>, default: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
         let process = self.process();
-        let found = match process.try_receive() {
+        let found = match process.pop() {
             Some(message) => Some(message),
             // Letting go of the GIL costs more than a look that only counts a miss.
             None if process.spin_is_due() => py.detach(|| process.spin_for_message()),
