@@ -14,7 +14,7 @@
 //! Whoever holds the lock cuts frames, hands them to the [`Receiver`] (distribution header,
 //! atom cache, fragments) and routes them. Neither side ever touches Python.
 
-use super::process::Feed;
+use super::process::{self, Feed};
 use super::{lock, Inner};
 use crate::dist::control::Control;
 use crate::dist::packet::{Incoming, Receiver, Sender, TICK};
@@ -176,7 +176,10 @@ fn write_some(mut socket: &std::net::TcpStream, frame: &[u8]) -> usize {
     while written < frame.len() {
         match socket.write(&frame[written..]) {
             Ok(0) => break,
-            Ok(n) => written += n,
+            Ok(n) => {
+                written += n;
+                process::note_write();
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             // WouldBlock: the writer task goes on; other errors: the reader sees the close.
             Err(_) => break,

@@ -11,7 +11,7 @@
 use super::codec::{decode_body, encode_body, py_to_term, term_to_py};
 use super::terms::PyPid;
 use crate::etf::{Atom, Pid, Term};
-use crate::node::process::Spinner;
+use crate::node::process::{AfterWrite, Spinner};
 use crate::node::wake::WakeFd;
 use crate::node::{self, Dest, Empty, Message, Node, NodeConfig, NodeError, Process};
 use pyo3::exceptions::{PyConnectionError, PyTimeoutError, PyValueError};
@@ -124,7 +124,7 @@ fn dispatch_loop(jobs: mpsc::Receiver<Job>, again: mpsc::Sender<Job>) {
     let next_job = || {
         let jobs = lock(&jobs);
         let source = || lock(&last_served).upgrade().and_then(|p| p.source());
-        match spinner.spin_feeding(source, || jobs.try_recv().ok()) {
+        match spinner.spin_feeding(AfterWrite::Spin, source, || jobs.try_recv().ok()) {
             Some(job) => Ok(job),
             None => jobs.recv(),
         }
@@ -582,8 +582,11 @@ impl PyMailbox {
         let found = match process.pop() {
             Some(message) => Some(message),
             // Letting go of the GIL costs more than a look that only counts a miss.
-            None if process.spin_is_due() => py.detach(|| process.spin_for_message()),
-            None => process.spin_for_message(),
+            // An asyncio loop thread: see `AfterWrite::MayYield`.
+            None if process.spin_is_due() => {
+                py.detach(|| process.spin_for_message(AfterWrite::MayYield))
+            }
+            None => process.spin_for_message(AfterWrite::MayYield),
         };
         match found {
             Some(message) => decode_message(py, &message),
