@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from run import BENCHES, PY, BenchError, Child, Cluster, Driver, busy_core
+from run import BenchError, Child, Cluster, Driver, busy_core
 
 PACKET = re.compile(r"^(\d+\.\d+) IP \S+\.(\d+) > \S+\.(\d+): .* length (\d+)")
 
@@ -34,9 +34,7 @@ PACKET = re.compile(r"^(\d+\.\d+) IP \S+\.(\d+) > \S+\.(\d+): .* length (\d+)")
 def start_remote(cluster: Cluster, kind: str) -> Child:
     if kind == "erlang":
         return cluster.erl("wire_erl", "-eval", "bench_remote:start()")
-    args = [PY, str(BENCHES / "py_remote.py"), "--mode", kind, "--cookie", cluster.cookie]
-    args += ["--name", cluster.node_name(f"wire_{kind}"), "--epmd-port", str(cluster.epmd_port)]
-    return cluster.spawn(f"wire_{kind}", args)
+    return cluster.py_remote(kind)
 
 
 def remote_port(pid: int, epmd_port: int) -> str:
