@@ -567,14 +567,20 @@ mod tests {
         assert!(!p.deliver(Message::from_term(&Term::Int(1))));
     }
 
-    #[test]
-    fn wake_fires_on_the_first_message_after_an_empty_look() {
+    /// A process whose wake hook counts its calls.
+    fn process_counting_wakes() -> (Process, Arc<AtomicUsize>) {
         let p = Process::new(pid());
-        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::new(AtomicUsize::new(0));
         let c = count.clone();
         p.set_wake(Some(Arc::new(move || {
             c.fetch_add(1, Ordering::SeqCst);
         })));
+        (p, count)
+    }
+
+    #[test]
+    fn wake_fires_on_the_first_message_after_an_empty_look() {
+        let (p, count) = process_counting_wakes();
         p.deliver(Message::from_term(&Term::Int(1)));
         p.deliver(Message::from_term(&Term::Int(2)));
         assert_eq!(count.load(Ordering::SeqCst), 1);
@@ -591,12 +597,7 @@ mod tests {
 
     #[test]
     fn a_first_look_does_not_ask_for_the_wake_hook() {
-        let p = Process::new(pid());
-        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let c = count.clone();
-        p.set_wake(Some(Arc::new(move || {
-            c.fetch_add(1, Ordering::SeqCst);
-        })));
+        let (p, count) = process_counting_wakes();
         p.deliver(Message::from_term(&Term::Int(1)));
         assert_eq!(count.load(Ordering::SeqCst), 1);
         assert!(p.pop().is_some());
