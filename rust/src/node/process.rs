@@ -367,7 +367,8 @@ impl Spinner {
             WROTE.with(|wrote| wrote.replace(false)) && after_write == AfterWrite::MayYield;
         let yield_first = may_yield && self.yield_first.load(Ordering::Relaxed);
         let misses = self.misses.load(Ordering::Relaxed);
-        if misses % SPIN_PROBE_EVERY == 0 {
+        let due = misses % SPIN_PROBE_EVERY == 0;
+        if due {
             if yield_first {
                 // SAFETY: no arguments, no memory touched; returns at once if nothing waits.
                 unsafe { libc::sched_yield() };
@@ -383,7 +384,7 @@ impl Spinner {
                 }
             }
         }
-        if may_yield && misses % SPIN_PROBE_EVERY == 0 {
+        if may_yield && due {
             self.yield_first.store(!yield_first, Ordering::Relaxed);
         }
         self.misses.store(misses.wrapping_add(1), Ordering::Relaxed);
