@@ -119,7 +119,8 @@ def main() -> None:
             cpu: dict[str, list[float]] = {key: [] for key in remotes}
             with busy_core(cluster, w.busy_core):
                 rounds(w, figures, cpu)
-            b_over_a = statistics.median(ratio(w, b, a) for a, b in zip(figures["A"], figures["B"]))
+            pairs = zip(figures["A"], figures["B"], strict=True)
+            b_over_a = statistics.median(ratio(w, b, a) for a, b in pairs)
             print(f"\n{w.title} [{w.unit}], {args.rounds} rounds", flush=True)
             for key in remotes:
                 print(
@@ -130,7 +131,7 @@ def main() -> None:
                 )
             print(f"  B vs A (paired median, > 1: B faster): {b_over_a:.3f}", flush=True)
             for key in ("A", "B"):
-                pairs = zip(figures["erlang"], figures[key])
+                pairs = zip(figures["erlang"], figures[key], strict=True)
                 vs_erlang = statistics.median(ratio(w, x, e) for e, x in pairs)
                 print(f"  {key} vs Erlang (paired median, > 1: {key} faster): {vs_erlang:.3f}")
     finally:

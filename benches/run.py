@@ -484,7 +484,8 @@ def paired_ratio(w: Workload, runs: list[dict[str, float]], base: list[dict[str,
     Each round runs every contender back to back, so pairing by round cancels most of the
     slow drift of a shared machine's load, which medians of each column alone do not.
     """
-    return statistics.median(ratio(w, r[w.figure], b[w.figure]) for r, b in zip(runs, base))
+    pairs = zip(runs, base, strict=True)
+    return statistics.median(ratio(w, r[w.figure], b[w.figure]) for r, b in pairs)
 
 
 def fmt(value: float) -> str:
@@ -690,7 +691,7 @@ def chart(
     bars = [(k, label.rstrip("¹")) for k, label in contenders if k != "erlang"]
     width = 0.84 / len(bars)
     # erlnode in shades of blue, the peers in their own hatched colours.
-    colours = dict(zip(PY_MODES, ["#08306b", "#2171b5", "#6baed6", "#9ecae1"]))
+    colours = dict(zip(PY_MODES, ["#08306b", "#2171b5", "#6baed6", "#9ecae1"], strict=True))
     colours.update(jinterface="#d95f02", erldistpy="#7570b3")
     fig, ax = plt.subplots(figsize=(11, 5))
     for i, (key, label) in enumerate(bars):

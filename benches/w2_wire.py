@@ -63,7 +63,7 @@ def turnarounds(pcap: Path, port: str) -> tuple[list[float], list[float]]:
         if m and int(m.group(4)) > 0:
             packets.append((float(m.group(1)), m.group(2) == port))
     remote, driver = [], []
-    for (t0, from_remote0), (t1, from_remote1) in zip(packets, packets[1:]):
+    for (t0, from_remote0), (t1, from_remote1) in zip(packets, packets[1:], strict=False):
         if not from_remote0 and from_remote1:
             remote.append((t1 - t0) * 1e6)
         elif from_remote0 and not from_remote1:

@@ -196,8 +196,10 @@ def test_links_and_monitors_set_up_from_erlang(erl: Erl, node: erlnode.Node) -> 
     wait_signals(erl, "Linker", links=1)
     erl.eval("Linker ! stop")
     assert mbox.receive(timeout=10) == (EXIT, linker, Atom("from_erlang"))
-    # An Erlang monitor on the mailbox fires when it closes.
-    erl.eval("Ref = monitor(process, Py)")
+    # An Erlang monitor on the mailbox fires when it closes. Signals from one process arrive
+    # in order: once the message is here, so is the monitor.
+    erl.eval("Ref = monitor(process, Py), Py ! monitoring")
+    assert mbox.receive(timeout=10) == Atom("monitoring")
     mbox.close(Atom("bye"))
     assert erl.eval("receive {'DOWN', Ref, process, _, R} -> R after 5000 -> timeout end") == (
         Atom("bye")
@@ -454,7 +456,9 @@ def test_erlang_calls_a_python_gen_server(erl: Erl, node: erlnode.Node) -> None:
     )
     assert noproc == Atom("noproc")
     # stop(): terminate runs, monitors see the reason.
-    erl.eval("SRef = monitor(process, Server)")
+    # The call goes after the monitor signal, over the same connection: once it is answered,
+    # the monitor is set.
+    erl.eval("SRef = monitor(process, Server), gen_server:call(Server, infos, 5000)")
     server.stop(Atom("shutdown"))
     assert not server.running
     assert server.stopped_with == Atom("shutdown")
