@@ -327,7 +327,7 @@ def render(
         *(f"| {a} | {b} | {c} |" for a, b, c in rows),
         "",
         f"erlnode's threads with the connections (one run): {', '.join(thread_names)}. "
-        "Tokio's two workers are `erlnode-net`; a third `erlnode-net` is its blocking-pool "
+        "Tokio's one worker is `erlnode-net`; a second `erlnode-net` is its blocking-pool "
         "thread, which resolved the peers' host names and exits after 10 s idle.",
         "",
         f"Machine: {machine_line()}. Date: {date}. Command: `{command}`.",
