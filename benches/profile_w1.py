@@ -92,10 +92,11 @@ def in_process(n: int) -> list[str]:
     return out + [""]
 
 
-def thread_stats(pid: int) -> dict[str, tuple[float, int]]:
-    """(CPU seconds, voluntary context switches) per thread name, threads of a name summed."""
+def thread_stats(pid: int) -> dict[str, tuple[float, int, int]]:
+    """(CPU seconds, voluntary and involuntary context switches) per thread name, threads of
+    a name summed."""
     tick = os.sysconf("SC_CLK_TCK")
-    per: dict[str, tuple[float, int]] = {}
+    per: dict[str, tuple[float, int, int]] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             name = (task / "comm").read_text().strip()
@@ -105,14 +106,16 @@ def thread_stats(pid: int) -> dict[str, tuple[float, int]]:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
         cpu = (int(fields[11]) + int(fields[12])) / tick
-        switches = 0
+        switches = preempted = 0
         for line in status.splitlines():
             if line.startswith("voluntary_ctxt_switches:"):
                 switches = int(line.split()[1])
+            elif line.startswith("nonvoluntary_ctxt_switches:"):
+                preempted = int(line.split()[1])
         # Erlang names its threads 1_scheduler, 2_scheduler, ...: one row per kind.
         name = name.lstrip("0123456789_") or name
-        old_cpu, old_switches = per.get(name, (0.0, 0))
-        per[name] = (old_cpu + cpu, old_switches + switches)
+        old = per.get(name, (0.0, 0, 0))
+        per[name] = (old[0] + cpu, old[1] + switches, old[2] + preempted)
     return per
 
 
@@ -138,8 +141,9 @@ def record_during_w1(
 def over_network(cluster: Cluster, driver: Driver, n: int, rounds: int) -> list[str]:
     out = ["## 2. W1 over the network: the remote's CPU per message, by thread", ""]
     out.append(
-        "CPU time (utime + stime) and voluntary context switches (a thread blocking, then "
-        "being woken) of each thread of the remote, divided by the messages it received."
+        "CPU time (utime + stime), voluntary context switches (a thread blocking, then "
+        "being woken) and involuntary ones (a runnable thread preempted) of each thread of "
+        "the remote, divided by the messages it received."
     )
     remotes = [
         ("Erlang remote", cluster.erl("bprof_erl", "-eval", "bench_remote:start()")),
@@ -155,21 +159,30 @@ def over_network(cluster: Cluster, driver: Driver, n: int, rounds: int) -> list[
         total = n * rounds
         rates_text = ", ".join(f"{r:,.0f}" for r in rates)
         out += ["", f"**{label}**: W1 {rounds} × {n:,} messages at {rates_text} msg/s.", ""]
-        out += ["| thread | CPU µs per message | blocking waits per 1000 messages |"]
-        out += ["|---|---|---|"]
+        out += [
+            "| thread | CPU µs per message | blocking waits per 1000 messages "
+            "| preemptions per 1000 messages |"
+        ]
+        out += ["|---|---|---|---|"]
+        zero = (0.0, 0, 0)
         delta = {
-            k: (v[0] - before.get(k, (0.0, 0))[0], v[1] - before.get(k, (0.0, 0))[1])
+            k: (v[0] - was[0], v[1] - was[1], v[2] - was[2])
             for k, v in after.items()
+            for was in [before.get(k, zero)]
         }
-        for name, (cpu, switches) in sorted(delta.items(), key=lambda kv: -kv[1][0]):
-            if cpu > 0 or switches > 0:
-                out.append(f"| {name} | {cpu / total * 1e6:.2f} | {1000 * switches / total:.1f} |")
-        cpu_all = sum(v[0] for v in delta.values())
-        switches_all = sum(v[1] for v in delta.values())
-        out.append(
-            f"| **all threads** | **{cpu_all / total * 1e6:.2f}** | "
-            f"**{1000 * switches_all / total:.1f}** |"
+        rows = sorted(delta.items(), key=lambda kv: -kv[1][0])
+        totals = (
+            sum(v[0] for v in delta.values()),
+            sum(v[1] for v in delta.values()),
+            sum(v[2] for v in delta.values()),
         )
+        rows.append(("**all threads**", totals))
+        for name, (cpu, switches, preempted) in rows:
+            if cpu > 0 or switches > 0:
+                out.append(
+                    f"| {name} | {cpu / total * 1e6:.2f} | {1000 * switches / total:.1f} "
+                    f"| {1000 * preempted / total:.1f} |"
+                )
     return out + [""]
 
 

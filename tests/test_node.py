@@ -474,3 +474,34 @@ def test_disconnect_fires_links_and_monitors(erl: Erl, node: erlnode.Node) -> No
     got = {mbox.receive(timeout=5)[0] for _ in range(2)}
     assert got == {Atom("EXIT"), Atom("DOWN")}
     assert wait_until(lambda: Atom(node.name) not in erl.eval("nodes(hidden)"), timeout=5)
+
+
+def test_a_receiver_that_stops_receiving_does_not_hold_up_its_connection(
+    erl: Erl, node: erlnode.Node
+) -> None:
+    # A receiver spinning on an empty mailbox reads the socket itself and keeps the kernel
+    # from waking the network thread for each arriving message (it holds the socket). Once
+    # it stops receiving, a small message for another mailbox on the same connection must
+    # still arrive: the network thread takes the socket back. Whether the last round trip
+    # left the socket held depends on timing (a Rust test holds it on purpose); this checks
+    # the whole path against a real Erlang peer.
+    stream, other = node.mailbox("stream"), node.mailbox("other")
+    rounds = 300
+    for _ in range(3):
+        erl.eval(
+            f"""Dest = {{stream, '{node.name}'}},
+                spawn(fun() ->
+                    [begin Dest ! {{self(), I}}, receive I -> ok end end
+                     || I <- lists:seq(1, {rounds})],
+                    {{other, '{node.name}'}} ! small
+                end),
+                ok"""
+        )
+        # Round trips: each ping comes while the receiver spins, which so holds the socket.
+        for i in range(1, rounds + 1):
+            sender, got = stream.receive(timeout=10)
+            assert got == i
+            stream.send(sender, got)
+        started = time.monotonic()
+        assert other.receive(timeout=5) == Atom("small")
+        assert time.monotonic() - started < 1.0

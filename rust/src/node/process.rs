@@ -54,6 +54,13 @@ pub trait Feed: Send + Sync {
     /// Reads and dispatches what has arrived, without blocking; does nothing if another
     /// thread is reading.
     fn feed(&self);
+
+    /// Called before a spin that feeds: the caller will be reading for a while, and arriving
+    /// data need not wake anyone else.
+    fn hold(&self) {}
+
+    /// Called when the caller stops feeding (a spin that found nothing, or before it sleeps).
+    fn release(&self) {}
 }
 
 /// What a process is linked to and who monitors it.
@@ -262,6 +269,9 @@ impl Process {
                 return Ok(message);
             }
         }
+        if let Some(source) = self.source() {
+            source.release();
+        }
         let mut sleep = lock(&self.sleep);
         self.sleepers.fetch_add(1, Ordering::Relaxed);
         let result = loop {
@@ -402,12 +412,20 @@ impl Spinner {
         mut look: impl FnMut() -> Option<T>,
     ) -> Option<T> {
         let source = if self.is_due() { source() } else { None };
-        self.spin(after_write, || {
+        if let Some(source) = &source {
+            source.hold();
+        }
+        let found = self.spin(after_write, || {
             look().or_else(|| {
                 source.as_ref()?.feed();
                 look()
             })
-        })
+        });
+        // A spin that found something keeps the lease: the caller is likely back soon.
+        if let (None, Some(source)) = (&found, &source) {
+            source.release();
+        }
+        found
     }
 }
 
