@@ -412,7 +412,10 @@ impl Spinner {
         mut look: impl FnMut() -> Option<T>,
     ) -> Option<T> {
         let source = if self.is_due() { source() } else { None };
-        if let Some(source) = &source {
+        // Not for spinners that may yield (asyncio): holding the socket there cost W2 with a
+        // busy core 13.6 -> 18.8 µs (11 rounds, cause not established). Callback dispatcher
+        // (31 rounds): W1 1.10x, W2 level.
+        if let (Some(source), AfterWrite::Spin) = (&source, after_write) {
             source.hold();
         }
         let found = self.spin(after_write, || {
