@@ -223,7 +223,11 @@ struct Input {
 /// 30 µs; with one core busy 14.0 -> 13.6 µs; our CPU per round trip 30 -> 28 µs (10 -> 8
 /// with a busy core); W1, W3, W5 level.
 struct Lease {
+    /// Read without the lock; changed only under `switch`, together with the socket option,
+    /// so that a hold and a release racing each other cannot leave the mark high with no
+    /// holder (the reader task would then not watch it).
     held: AtomicBool,
+    switch: Mutex<()>,
     /// When the holder last read: an idle lease is taken back (see [`LEASE_IDLE`]).
     last_feed: LastSeen,
     /// Tells the reader task a lease was taken, so it watches it.
@@ -243,8 +247,13 @@ impl Input {
     fn hold(&self) {
         let Some(socket) = &self.socket else { return };
         self.lease.last_feed.touch();
-        if !self.lease.held.swap(true, Ordering::AcqRel) {
+        if self.lease.held.load(Ordering::Acquire) {
+            return;
+        }
+        let _switch = lock(&self.lease.switch);
+        if !self.lease.held.load(Ordering::Acquire) {
             set_low_water(socket, LEASED_LOW_WATER);
+            self.lease.held.store(true, Ordering::Release);
             self.lease.taken.notify_one();
         }
     }
@@ -253,8 +262,13 @@ impl Input {
     /// anything is waiting.
     fn release(&self) {
         let Some(socket) = &self.socket else { return };
-        if self.lease.held.swap(false, Ordering::AcqRel) {
+        if !self.lease.held.load(Ordering::Acquire) {
+            return;
+        }
+        let _switch = lock(&self.lease.switch);
+        if self.lease.held.load(Ordering::Acquire) {
             set_low_water(socket, 1);
+            self.lease.held.store(false, Ordering::Release);
         }
     }
 
@@ -526,6 +540,7 @@ pub fn start(
             last_data: LastSeen::new(epoch),
             lease: Lease {
                 held: AtomicBool::new(false),
+                switch: Mutex::new(()),
                 last_feed: LastSeen::new(epoch),
                 taken: Notify::new(),
             },
