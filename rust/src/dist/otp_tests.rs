@@ -403,7 +403,7 @@ async fn accept_ping_from_erl() {
                     }
                     seen.push(incoming.control.clone());
                 }
-                Control::DemonitorP { .. } => {
+                Control::DemonitorP(_) => {
                     // OTP drops its monitor once the call returns: the ping is done.
                     seen.push(incoming.control.clone());
                     return seen;
@@ -418,7 +418,7 @@ async fn accept_ping_from_erl() {
     assert!(
         served
             .iter()
-            .any(|c| matches!(c, Control::MonitorP { target: super::ProcRef::Name(n), .. } if n.as_str() == "net_kernel")),
+            .any(|c| matches!(c, Control::MonitorP(m) if matches!(&m.target, super::ProcRef::Name(n) if n.as_str() == "net_kernel"))),
         "expected a MONITOR_P on net_kernel first: {served:?}"
     );
     let out = erl.wait_output(Duration::from_secs(10));

@@ -5,7 +5,7 @@
 use super::connection::Connection;
 use super::signals::SpawnRequest;
 use super::{lock, Dest, Inner, Message, Process};
-use crate::dist::control::{Control, ProcRef};
+use crate::dist::control::{self, Control, ExitSignal, Monitor, MonitorExit, ProcRef};
 use crate::dist::packet::{Incoming, Payload};
 use crate::etf::{Atom, Pid, Reference, Term};
 use std::sync::Arc;
@@ -37,8 +37,8 @@ impl Inner {
                     _ => log::debug!("dropped a message to unregistered name {to_name}"),
                 }
             }
-            Control::AliasSend { alias, .. } => {
-                log::debug!("dropped a message to unknown alias {alias:?}")
+            Control::AliasSend(send) => {
+                log::debug!("dropped a message to unknown alias {:?}", send.alias)
             }
             Control::Link { from, to } => match self.local_process(&to) {
                 Some(p) if !p.is_closed() => {
@@ -47,11 +47,11 @@ impl Inner {
                 _ => {
                     // Linking to a process that does not exist gives an immediate exit.
                     conn.send(
-                        &Control::Exit {
+                        &Control::Exit(Box::new(ExitSignal {
                             from: to,
                             to: from,
                             reason: Term::atom("noproc"),
-                        },
+                        })),
                         None,
                     );
                 }
@@ -77,7 +77,8 @@ impl Inner {
                     lock(&p.relations).links.remove(&from);
                 }
             }
-            Control::Exit { from, to, reason } => {
+            Control::Exit(signal) => {
+                let ExitSignal { from, to, reason } = *signal;
                 if let Some(p) = self.local_process(&to) {
                     let linked = lock(&p.relations).links.remove(&from);
                     if linked {
@@ -85,30 +86,33 @@ impl Inner {
                     }
                 }
             }
-            Control::Exit2 { from, to, reason } => {
+            Control::Exit2(signal) => {
+                let ExitSignal { from, to, reason } = *signal;
                 // Python mailboxes trap exits: the signal becomes a message.
                 if let Some(p) = self.local_process(&to) {
                     p.deliver(exit_message(&from, reason));
                 }
             }
-            Control::MonitorP {
-                from,
-                target,
-                reference,
-            } => self.monitored(conn, from, target, reference),
-            Control::DemonitorP {
-                target, reference, ..
-            } => {
-                if let Some(p) = self.resolve(&target) {
-                    lock(&p.relations).monitored_by.remove(&reference);
+            Control::MonitorP(monitor) => {
+                let Monitor {
+                    from,
+                    target,
+                    reference,
+                } = *monitor;
+                self.monitored(conn, from, target, reference)
+            }
+            Control::DemonitorP(monitor) => {
+                if let Some(p) = self.resolve(&monitor.target) {
+                    lock(&p.relations).monitored_by.remove(&monitor.reference);
                 }
             }
-            Control::MonitorPExit {
-                to,
-                reference,
-                reason,
-                ..
-            } => {
+            Control::MonitorPExit(exit) => {
+                let MonitorExit {
+                    to,
+                    reference,
+                    reason,
+                    ..
+                } = *exit;
                 if let Some(p) = self.local_process(&to) {
                     let held = lock(&p.relations).monitoring.remove(&reference);
                     if let Some((target, _)) = held {
@@ -116,15 +120,16 @@ impl Inner {
                     }
                 }
             }
-            Control::SpawnRequest {
-                req_id,
-                from,
-                group_leader,
-                module,
-                function,
-                arity,
-                opts,
-            } => {
+            Control::SpawnRequest(request) => {
+                let control::SpawnRequest {
+                    req_id,
+                    from,
+                    group_leader,
+                    module,
+                    function,
+                    arity,
+                    opts,
+                } = *request;
                 let args = match payload.map(to_message).map(|m| m.to_term()) {
                     Some(Ok(args)) => args,
                     _ => Term::nil(),
@@ -140,7 +145,7 @@ impl Inner {
                     args,
                 });
             }
-            Control::SpawnReply { .. } | Control::GroupLeader { .. } | Control::NodeLink => {}
+            Control::SpawnReply(_) | Control::GroupLeader { .. } | Control::NodeLink => {}
             Control::Unknown(term) => {
                 log::warn!(
                     "ignored an unknown control message from {}: {term:?}",
@@ -185,12 +190,12 @@ impl Inner {
             }
             _ => {
                 conn.send(
-                    &Control::MonitorPExit {
+                    &Control::MonitorPExit(Box::new(MonitorExit {
                         from: target,
                         to: from,
                         reference,
                         reason: Term::atom("noproc"),
-                    },
+                    })),
                     None,
                 );
             }
@@ -270,11 +275,11 @@ impl Inner {
             } else {
                 self.send_existing(
                     &linked.node,
-                    Control::Exit {
+                    Control::Exit(Box::new(ExitSignal {
                         from: me.clone(),
                         to: linked.clone(),
                         reason: reason.clone(),
-                    },
+                    })),
                 );
             }
         }
@@ -292,12 +297,12 @@ impl Inner {
                 };
                 self.send_existing(
                     &watcher.node,
-                    Control::MonitorPExit {
+                    Control::MonitorPExit(Box::new(MonitorExit {
                         from,
                         to: watcher.clone(),
                         reference,
                         reason: reason.clone(),
-                    },
+                    })),
                 );
             }
         }

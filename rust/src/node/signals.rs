@@ -4,7 +4,7 @@
 
 use super::control_plane::{down_message, exit_message};
 use super::{lock, Dest, Inner, Message, Node, Process};
-use crate::dist::control::{Control, ProcRef};
+use crate::dist::control::{self, Control, ExitSignal, Monitor, ProcRef};
 use crate::etf::{Atom, Pid, Reference, Term};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -81,11 +81,11 @@ impl Node {
         }
         inner.send_remote(
             &target.node,
-            Control::Exit2 {
+            Control::Exit2(Box::new(ExitSignal {
                 from: from.clone(),
                 to: target.clone(),
                 reason,
-            },
+            })),
             None,
         );
     }
@@ -131,11 +131,11 @@ impl Node {
             .insert(reference.clone(), (named, node.clone()));
         inner.send_remote(
             &node,
-            Control::MonitorP {
+            Control::MonitorP(Box::new(Monitor {
                 from: me,
                 target: proc_ref,
                 reference: reference.clone(),
-            },
+            })),
             None,
         );
         reference
@@ -166,11 +166,11 @@ impl Node {
         } else {
             inner.send_existing(
                 &node,
-                Control::DemonitorP {
+                Control::DemonitorP(Box::new(Monitor {
                     from: process.pid.clone(),
                     target: proc_ref,
                     reference: reference.clone(),
-                },
+                })),
             );
         }
         true
@@ -242,12 +242,12 @@ impl Node {
         };
         self.inner.send_remote(
             &to.node,
-            Control::SpawnReply {
+            Control::SpawnReply(Box::new(control::SpawnReply {
                 req_id,
                 to: to.clone(),
                 flags,
                 result,
-            },
+            })),
             None,
         );
     }
@@ -267,12 +267,12 @@ impl Inner {
         let Some(handler) = handler else {
             self.send_remote(
                 &request.from.node.clone(),
-                Control::SpawnReply {
+                Control::SpawnReply(Box::new(control::SpawnReply {
                     req_id: request.req_id,
                     to: request.from,
                     flags: 0,
                     result: Term::atom("notsup"),
-                },
+                })),
                 None,
             );
             return;
