@@ -3,9 +3,8 @@
 //! Runs on network threads: it routes bytes and small control terms, never Python objects.
 
 use super::connection::Connection;
-use super::signals::SpawnRequest;
 use super::{lock, Dest, Inner, Message, Process};
-use crate::dist::control::{self, Control, ExitSignal, Monitor, MonitorExit, ProcRef};
+use crate::dist::control::{Control, ExitSignal, MonitorExit, ProcRef};
 use crate::dist::packet::{Incoming, Payload};
 use crate::etf::{Atom, Pid, Reference, Term};
 use std::sync::Arc;
@@ -94,12 +93,8 @@ impl Inner {
                 }
             }
             Control::MonitorP(monitor) => {
-                let Monitor {
-                    from,
-                    target,
-                    reference,
-                } = *monitor;
-                self.monitored(conn, from, target, reference)
+                let m = *monitor;
+                self.monitored(conn, m.from, m.target, m.reference)
             }
             Control::DemonitorP(monitor) => {
                 if let Some(p) = self.resolve(&monitor.target) {
@@ -107,43 +102,19 @@ impl Inner {
                 }
             }
             Control::MonitorPExit(exit) => {
-                let MonitorExit {
-                    to,
-                    reference,
-                    reason,
-                    ..
-                } = *exit;
-                if let Some(p) = self.local_process(&to) {
-                    let held = lock(&p.relations).monitoring.remove(&reference);
+                if let Some(p) = self.local_process(&exit.to) {
+                    let held = lock(&p.relations).monitoring.remove(&exit.reference);
                     if let Some((target, _)) = held {
-                        p.deliver(down_message(&reference, target, reason));
+                        p.deliver(down_message(&exit.reference, target, exit.reason));
                     }
                 }
             }
             Control::SpawnRequest(request) => {
-                let control::SpawnRequest {
-                    req_id,
-                    from,
-                    group_leader,
-                    module,
-                    function,
-                    arity,
-                    opts,
-                } = *request;
                 let args = match payload.map(to_message).map(|m| m.to_term()) {
                     Some(Ok(args)) => args,
                     _ => Term::nil(),
                 };
-                self.spawn_request(SpawnRequest {
-                    req_id,
-                    from,
-                    group_leader,
-                    module,
-                    function,
-                    arity,
-                    opts,
-                    args,
-                });
+                self.spawn_request(*request, args);
             }
             Control::SpawnReply(_) | Control::GroupLeader { .. } | Control::NodeLink => {}
             Control::Unknown(term) => {

@@ -258,8 +258,9 @@ fn name_node(name: &Atom, node: &Atom) -> Term {
 }
 
 impl Inner {
-    /// Delivers a spawn request to the handler, or refuses it (`notsup`) when there is none.
-    pub(crate) fn spawn_request(&self, request: SpawnRequest) {
+    /// Delivers a spawn request, with its decoded argument list, to the handler, or refuses it
+    /// (`notsup`) when there is none.
+    pub(crate) fn spawn_request(&self, request: control::SpawnRequest, args: Term) {
         let handler = lock(&self.spawn_handler)
             .clone()
             .and_then(|pid| self.local_process(&pid))
@@ -288,7 +289,7 @@ impl Inner {
                 Term::Int(i64::from(request.arity)),
             ]),
             request.opts,
-            request.args,
+            args,
         ]);
         handler.deliver(Message::from_term(&message));
     }
@@ -314,16 +315,4 @@ impl Inner {
             }
         }
     }
-}
-
-/// A SPAWN_REQUEST with its argument list decoded.
-pub(crate) struct SpawnRequest {
-    pub req_id: Reference,
-    pub from: Pid,
-    pub group_leader: Pid,
-    pub module: Atom,
-    pub function: Atom,
-    pub arity: u8,
-    pub opts: Term,
-    pub args: Term,
 }
