@@ -683,6 +683,7 @@ async fn read_until_ended(
                 Err(e) => return format!("read error: {e}"),
             };
             if got > 0 {
+                super::runtime::note_read(got);
                 input.last_data.touch();
                 let dispatch = |incoming| node.dispatch(conn, incoming);
                 if let Err(reason) = state.cut_frames(dispatch) {
