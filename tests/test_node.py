@@ -505,3 +505,27 @@ def test_a_receiver_that_stops_receiving_does_not_hold_up_its_connection(
         started = time.monotonic()
         assert other.receive(timeout=5) == Atom("small")
         assert time.monotonic() - started < 1.0
+
+
+def network_thread_policy() -> int:
+    """The scheduling policy of this process's erlnode network thread."""
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/comm") as comm:
+            if comm.read().strip() == "erlnode-net":
+                return os.sched_getscheduler(int(tid))
+    raise AssertionError("no erlnode-net thread")
+
+
+def test_the_network_thread_gives_up_wake_up_preemption_only_during_bulk_traffic(
+    erl: Erl, node: erlnode.Node
+) -> None:
+    # A read that finds a backlog turns the network thread SCHED_BATCH, a small read turns it
+    # back (see runtime::note_read). Nobody receives while the messages come, so the network
+    # thread is the only reader of the socket.
+    mbox = node.mailbox("bulk")
+    erl.eval(f"{{bulk, '{node.name}'}} ! binary:copy(<<7>>, 1000000), ok")
+    assert wait_until(lambda: network_thread_policy() == os.SCHED_BATCH, timeout=10)
+    assert mbox.receive(timeout=10) == b"\x07" * 1_000_000
+    erl.eval(f"{{bulk, '{node.name}'}} ! small, ok")
+    assert wait_until(lambda: network_thread_policy() == os.SCHED_OTHER, timeout=10)
+    assert mbox.receive(timeout=10) == Atom("small")

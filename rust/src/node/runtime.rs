@@ -4,6 +4,9 @@
 //! thread. It remembers the process id it was made in: a forked child (multiprocessing
 //! workers) must not use the parent's runtime, whose threads do not exist in the child, so
 //! the child gets a fresh one and the inherited one is leaked, never dropped.
+//!
+//! Its network thread also sets its own scheduling policy from what its reads find
+//! ([`note_read`]).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, Once};
@@ -122,15 +125,14 @@ thread_local! {
     static BULK: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(Some(false)) };
 }
 
-/// Whether the calling thread runs under `SCHED_BATCH` (for tests and diagnostics).
-pub fn is_batch() -> bool {
-    // SAFETY: reads the calling thread's own policy.
-    unsafe { libc::sched_getscheduler(0) == libc::SCHED_BATCH }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn is_batch() -> bool {
+        // SAFETY: reads the calling thread's own policy.
+        unsafe { libc::sched_getscheduler(0) == libc::SCHED_BATCH }
+    }
 
     #[test]
     fn a_bulk_read_makes_the_thread_batch_and_a_small_one_makes_it_normal_again() {
