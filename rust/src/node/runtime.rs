@@ -81,8 +81,9 @@ const SMALL_READ: usize = 1024;
 /// latency (an asyncio loop waits for it), and it goes back to the normal policy. In between,
 /// it stays as it is, so that a mixed stream does not switch on every read.
 ///
-/// Measured on a 2-core VM (31 paired rounds against the normal policy throughout): W1 1.04x,
-/// W4 1.13x, callback W1 1.16x, asyncio W1 1.09x; W2 (idle or one core busy), W3, W5 level.
+/// Measured on a 2-core VM (31 paired rounds against the normal policy throughout): W1 1.04x
+/// and 1.09x, callback W1 1.16x and 1.14x, asyncio W1 1.09x; W2 (idle or one core busy), W3,
+/// W4, W5 level.
 /// `SCHED_BATCH` throughout did as well on W1 but cost asyncio's W2 with one core busy 27 %:
 /// there the loop thread sleeps until the network thread reads the ping and wakes it.
 pub fn note_read(bytes: usize) {
