@@ -94,9 +94,14 @@ pub fn note_read(bytes: usize) {
     } else {
         return;
     };
-    BULK.with(|mode| {
-        if mode.get() != Some(!bulk) {
-            // Already so, or the system refused once: no system call per read.
+    PACE.with(|pace| {
+        let now = match pace.get() {
+            Pace::Unknown => Pace::of_this_thread(),
+            known => known,
+        };
+        let wanted = if bulk { Pace::Bulk } else { Pace::Normal };
+        if now == Pace::LeftAlone || now == wanted {
+            pace.set(now);
             return;
         }
         let policy = if bulk {
@@ -107,23 +112,44 @@ pub fn note_read(bytes: usize) {
         let param = libc::sched_param { sched_priority: 0 };
         // SAFETY: sets the calling thread's own policy (pid 0); both policies are for
         // ordinary threads and need no privilege.
-        let done = unsafe { libc::sched_setscheduler(0, policy, &param) } == 0;
-        if done {
-            mode.set(Some(bulk));
+        if unsafe { libc::sched_setscheduler(0, policy, &param) } == 0 {
+            pace.set(wanted);
         } else {
             log::debug!(
                 "network thread scheduling policy unchanged: {}",
                 std::io::Error::last_os_error()
             );
-            mode.set(None);
+            pace.set(Pace::LeftAlone);
         }
     });
 }
 
+/// Where a network thread stands (see [`note_read`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pace {
+    /// Not looked at yet.
+    Unknown,
+    /// The normal policy, set by us or found.
+    Normal,
+    /// `SCHED_BATCH`, set by us.
+    Bulk,
+    /// Never switched: the thread started under another policy (the program's choice, say a
+    /// real-time one, inherited from the thread that made the runtime), or the system refused.
+    LeftAlone,
+}
+
+impl Pace {
+    fn of_this_thread() -> Pace {
+        // SAFETY: reads the calling thread's own policy.
+        match unsafe { libc::sched_getscheduler(0) } {
+            libc::SCHED_OTHER => Pace::Normal,
+            _ => Pace::LeftAlone,
+        }
+    }
+}
+
 thread_local! {
-    /// Whether this thread is in bulk mode; None if the system refused a switch (then the
-    /// thread stays as it is).
-    static BULK: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(Some(false)) };
+    static PACE: std::cell::Cell<Pace> = const { std::cell::Cell::new(Pace::Unknown) };
 }
 
 #[cfg(test)]
@@ -147,6 +173,24 @@ mod tests {
             assert!(is_batch(), "a middle-sized read keeps bulk mode");
             note_read(100);
             assert!(!is_batch());
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_thread_started_under_another_policy_is_left_alone() {
+        std::thread::spawn(|| {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: this test thread's own policy.
+            assert_eq!(
+                unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) },
+                0
+            );
+            note_read(BULK_READ);
+            note_read(100);
+            // SAFETY: reads this thread's own policy.
+            assert_eq!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_IDLE);
         })
         .join()
         .unwrap();
