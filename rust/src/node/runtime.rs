@@ -79,7 +79,8 @@ const SMALL_READ: usize = 1024;
 /// do not preempt (it runs when a CPU is free or at the next slice). A read that finds less
 /// than [`SMALL_READ`] is request and reply traffic, where the reader's prompt wake-up is the
 /// latency (an asyncio loop waits for it), and it goes back to the normal policy. In between,
-/// it stays as it is, so that a mixed stream does not switch on every read.
+/// it stays as it is, so that a mixed stream does not switch on every read. A thread that
+/// started under another policy (the program's choice) is never switched.
 ///
 /// Measured on a 2-core VM (31 paired rounds against the normal policy throughout): W1 1.04x
 /// and 1.09x, callback W1 1.16x and 1.14x, asyncio W1 1.09x; W2 (idle or one core busy), W3,
