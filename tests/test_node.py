@@ -541,3 +541,27 @@ def test_the_network_thread_gives_up_wake_up_preemption_only_during_bulk_traffic
     erl.eval(f"{{bulk, '{node.name}'}} ! small, ok")
     assert wait_until(lambda: network_thread_policy() == os.SCHED_OTHER, timeout=10)
     assert mbox.receive(timeout=10) == Atom("small")
+
+
+def test_the_last_message_of_a_stream_arrives_while_nobody_reads_the_socket(
+    erl: Erl, node: erlnode.Node
+) -> None:
+    # While a peer streams, the network thread leaves the socket's last byte unread, so that
+    # Linux does not acknowledge every read (see connection::bytes_to_take); a timer reads it
+    # if nothing follows. `receive(timeout=0)` only looks and never reads the socket itself,
+    # so here only that timer brings in the last message of each burst.
+    mbox = node.mailbox("stream")
+    assert node.ping(erl.name)
+    for burst in range(5):
+        erl.eval(
+            f"[{{stream, '{node.name}'}} ! {{{burst}, I, binary:copy(<<1>>, 4000)}}"
+            " || I <- lists:seq(1, 500)], ok"
+        )
+        got: list[Any] = []
+        deadline = time.monotonic() + 5
+        while len(got) < 500 and time.monotonic() < deadline:
+            try:
+                got.append(mbox.receive(timeout=0))
+            except TimeoutError:
+                time.sleep(0.002)
+        assert [(m[0], m[1]) for m in got] == [(burst, i) for i in range(1, 501)]
