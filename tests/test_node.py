@@ -546,10 +546,10 @@ def test_the_network_thread_gives_up_wake_up_preemption_only_during_bulk_traffic
 def test_the_last_message_of_a_stream_arrives_while_nobody_reads_the_socket(
     erl: Erl, node: erlnode.Node
 ) -> None:
-    # While a peer streams, the network thread leaves the socket's last byte unread, so that
-    # Linux does not acknowledge every read (see connection::bytes_to_take); a timer reads it
-    # if nothing follows. `receive(timeout=0)` only looks and never reads the socket itself,
-    # so here only that timer brings in the last message of each burst.
+    # While a peer streams, the network thread keeps the socket's last byte in its queue
+    # (after peeking at it), so that Linux does not acknowledge every read (see
+    # ReadState::read); the next read skips it. `receive(timeout=0)` only looks and never
+    # reads the socket itself: every message must come, each once, from the network thread.
     mbox = node.mailbox("stream")
     assert node.ping(erl.name)
     for burst in range(5):

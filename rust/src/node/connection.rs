@@ -54,19 +54,20 @@ const LEASE_IDLE: Duration = Duration::from_millis(2);
 const READS_PER_WAKE: usize = 8;
 
 /// A read of at least this much, less than [`BACKLOG_FRESH`] before the next, means the peer
-/// is streaming: the next read leaves the socket's last byte where it is (see
-/// [`bytes_to_take`]).
+/// is streaming: the reader task then leaves the socket's last byte in it (see
+/// [`ReadState::read`]).
 const BACKLOG_READ: usize = 8 * 1024;
 const BACKLOG_FRESH: Duration = Duration::from_millis(1);
 
-/// While a frame larger than this is coming in, the reader task takes all there is: its
-/// sender writes it in large pieces anyway, and asking the socket how much it holds would
-/// double the reads' system calls (W4, 8 MiB messages: 0.89x).
+/// While a frame larger than this is coming in, the reader task reads plainly: its sender
+/// writes it in large pieces anyway, and keeping a byte back costs a second system call per
+/// read (W4, 8 MiB messages: 0.89x when every read did).
 const LARGE_FRAME: usize = 64 * 1024;
 
-/// A byte left in the socket is read at the latest this long after, if no more data came and
-/// no receiving thread read it first (the timer's resolution adds up to 1 ms).
-const LEFTOVER_AT_MOST: Duration = Duration::from_millis(1);
+/// A byte kept in the socket is taken out at the latest this long after, if no more data came
+/// and no receiving thread read first (the timer's resolution adds up to 1 ms). Only the
+/// kernel waits for it: its message was delivered when the byte was first read.
+const KEPT_AT_MOST: Duration = Duration::from_millis(1);
 
 /// Sends closer together than this form a burst: after the first, they go through the
 /// writer task, which writes what piled up in one system call, instead of one write each.
@@ -252,6 +253,12 @@ struct Lease {
 struct ReadState {
     receiver: Receiver,
     buf: BytesMut,
+    /// How many bytes at the front of the socket's queue were already read, by peeking: they
+    /// are in `buf` (or delivered), and are skipped by the next read.
+    kept: usize,
+    /// Whether the kernel supports `SO_PEEK_OFF` on TCP (Linux 6.9 and later), which keeping
+    /// a byte needs.
+    can_keep: bool,
     /// Why the connection must end, when a receiving thread found out (the reader task ends
     /// it).
     ended: Option<String>,
@@ -298,6 +305,47 @@ impl Input {
 }
 
 impl ReadState {
+    /// Reads up to `max` new bytes of what the socket holds now into the buffer, without
+    /// blocking; with `keep_last`, the socket's last byte stays in its queue (once read).
+    ///
+    /// Linux acknowledges at once a read that empties the receive queue, and each
+    /// acknowledgement lets the sender put its next messages on the wire one segment each,
+    /// where it would otherwise add them to a segment it is still holding back. On one
+    /// machine each segment costs the sender a transmit and the loopback delivery. Measured
+    /// in W1 (an Erlang node streaming to us on 2 vCPUs): reads that emptied the queue drew
+    /// 30-55 acknowledgements per 1,000 messages and the driver sent 150-220 segments;
+    /// Erlang's own remote, reading a frame or two at a time, rarely empties the queue (3-15
+    /// acknowledgements, 30-125 segments). So while the peer streams, a read peeks at the
+    /// data (every byte of it is parsed and delivered now) and takes all but the last byte
+    /// out of the queue; the next read skips that byte (`SO_PEEK_OFF`) and takes it out.
+    fn read(
+        &mut self,
+        socket: &std::net::TcpStream,
+        max: usize,
+        keep_last: bool,
+    ) -> std::io::Result<usize> {
+        if keep_last && self.can_keep {
+            let got = read_now(socket, &mut self.buf, max, libc::MSG_PEEK)?;
+            if got > 0 {
+                discard(socket, self.kept + got - 1)?;
+                self.kept = 1;
+            }
+            return Ok(got);
+        }
+        self.take_kept(socket)?;
+        read_now(socket, &mut self.buf, max, 0)
+    }
+
+    /// Takes the kept byte out of the socket's queue: if nothing else is there, Linux now
+    /// acknowledges what came.
+    fn take_kept(&mut self, socket: &std::net::TcpStream) -> std::io::Result<()> {
+        if self.kept > 0 {
+            discard(socket, self.kept)?;
+            self.kept = 0;
+        }
+        Ok(())
+    }
+
     /// How many more bytes the frame at the front of the buffer needs, if its length is known.
     fn missing(&self) -> Option<usize> {
         let head: [u8; 4] = self.buf.get(..4)?.try_into().ok()?;
@@ -347,6 +395,7 @@ fn read_now(
     socket: &std::net::TcpStream,
     buf: &mut BytesMut,
     max: usize,
+    flags: libc::c_int,
 ) -> std::io::Result<usize> {
     let spare = buf.spare_capacity_mut();
     let room = max.min(spare.len());
@@ -358,7 +407,7 @@ fn read_now(
             socket.as_raw_fd(),
             spare.as_mut_ptr().cast(),
             spare.len(),
-            libc::MSG_DONTWAIT,
+            libc::MSG_DONTWAIT | flags,
         )
     };
     if n < 0 {
@@ -370,34 +419,44 @@ fn read_now(
     Ok(n)
 }
 
-/// How much of the `available` bytes a read of the reader task takes while the peer streams
-/// (at most `room`): all but the last byte, unless the frame being read needs them all (a
-/// large frame: its sender writes it in large pieces anyway, and waits for its
-/// acknowledgements).
-///
-/// Linux acknowledges at once a read that empties the receive queue, and each
-/// acknowledgement lets the sender put its next messages on the wire one segment each, where
-/// it would otherwise add them to a segment it is still holding back. On one machine each
-/// segment costs the sender a transmit and the loopback delivery: measured in W1 (an Erlang
-/// node streaming to us on 2 vCPUs), emptying reads drew 30-55 acknowledgements per 1,000
-/// messages and the driver sent 150-220 segments; Erlang's own remote, reading a frame or
-/// two at a time, rarely empties the queue (3-15 acknowledgements, 30-125 segments). Leaving
-/// one byte keeps the queue from emptying while data keeps coming; the next arrival, a
-/// receiving thread's own read, or at worst [`LEFTOVER_AT_MOST`] takes it.
-fn bytes_to_take(available: usize, missing: Option<usize>, room: usize) -> usize {
-    if available < 2 || missing.is_some_and(|missing| missing >= available) {
-        room
-    } else {
-        room.min(available - 1)
+/// Takes `bytes` already read (by peeking) out of the socket's queue, without copying them.
+fn discard(socket: &std::net::TcpStream, bytes: usize) -> std::io::Result<()> {
+    if bytes == 0 {
+        return Ok(());
+    }
+    // SAFETY: with MSG_TRUNC, TCP drops the bytes without writing to the (null) buffer.
+    let n = unsafe {
+        libc::recv(
+            socket.as_raw_fd(),
+            std::ptr::null_mut(),
+            bytes,
+            libc::MSG_TRUNC | libc::MSG_DONTWAIT,
+        )
+    };
+    match n {
+        n if n < 0 => Err(std::io::Error::last_os_error()),
+        n if n as usize == bytes => Ok(()),
+        n => Err(std::io::Error::other(format!(
+            "{bytes} bytes already read were not in the socket (only {n})"
+        ))),
     }
 }
 
-/// How many bytes the socket holds now, unread.
-fn available(socket: &std::net::TcpStream) -> Option<usize> {
-    let mut bytes: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int to the pointer it is given.
-    let result = unsafe { libc::ioctl(socket.as_raw_fd(), libc::FIONREAD, &mut bytes) };
-    (result == 0).then_some(bytes.max(0) as usize)
+/// Turns on `SO_PEEK_OFF`, so that peeking reads go on where the last one ended (see
+/// [`ReadState::read`]); false where the kernel does not support it for TCP (before 6.9).
+fn peek_from_last_end(socket: &std::net::TcpStream) -> bool {
+    let start: libc::c_int = 0;
+    // SAFETY: a valid descriptor, and a pointer to an int with its size.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEEK_OFF,
+            (&start as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    result == 0
 }
 
 /// A live connection to a peer node.
@@ -531,7 +590,7 @@ impl Feed for Connection {
             return;
         };
         state.make_room();
-        let ended = match read_now(socket, &mut state.buf, FEED_AT_MOST) {
+        let ended = match state.read(socket, FEED_AT_MOST, false) {
             Ok(0) => Some("closed by peer".to_string()),
             Ok(_) => {
                 self.input.last_data.touch();
@@ -585,6 +644,8 @@ pub fn start(
                 receiver: Receiver::new(),
                 buf: BytesMut::with_capacity(256 * 1024),
                 ended: None,
+                kept: 0,
+                can_keep: peek_from_last_end(&socket),
             }),
             socket: Some(socket),
             ended: Notify::new(),
@@ -681,14 +742,14 @@ async fn read_until_ended(
     // costs a timer-wheel entry per read.
     let watchdog = tokio::time::sleep(timeout);
     let mut watchdog = std::pin::pin!(watchdog);
-    // The last read that found a backlog (see `bytes_to_take`), and when a byte left in the
-    // socket must be read at the latest.
+    // When a read last found a backlog (see `ReadState::read`), and when a byte kept in the
+    // socket must be taken out at the latest.
     let mut backlog_at: Option<Instant> = None;
-    let mut leftover = false;
-    let leftover_due = tokio::time::sleep(Duration::ZERO);
-    let mut leftover_due = std::pin::pin!(leftover_due);
+    let mut kept = false;
+    let kept_due = tokio::time::sleep(Duration::ZERO);
+    let mut kept_due = std::pin::pin!(kept_due);
     loop {
-        let mut take_all = false;
+        let mut kept_overdue = false;
         tokio::select! {
             biased;
             ready = read_half.readable() => {
@@ -696,8 +757,7 @@ async fn read_until_ended(
                     return format!("read error: {e}");
                 }
             }
-            // Tokio's readiness was cleared when the byte was left: read without it.
-            _ = leftover_due.as_mut(), if leftover => take_all = true,
+            _ = kept_due.as_mut(), if kept => kept_overdue = true,
             _ = input.ended.notified() => {}
             _ = input.lease.taken.notified() => continue,
             _ = tokio::time::sleep(LEASE_IDLE), if input.lease.held.load(Ordering::Acquire) => {
@@ -722,42 +782,36 @@ async fn read_until_ended(
             return reason;
         }
         // A few reads per wake-up, then back through `readable`, which lets other tasks run.
+        if kept_overdue {
+            kept = false;
+            if let Err(e) = state.take_kept(socket) {
+                return format!("read error: {e}");
+            }
+            continue;
+        }
         for _ in 0..READS_PER_WAKE {
             state.make_room();
             let room = state.buf.capacity() - state.buf.len();
             let streaming = backlog_at.is_some_and(|at| at.elapsed() < BACKLOG_FRESH);
-            let forced = std::mem::take(&mut take_all);
-            let small_frames = state.missing().is_none_or(|missing| missing < LARGE_FRAME);
-            let want = match streaming && small_frames && !forced {
-                true => available(socket)
-                    .map_or(room, |bytes| bytes_to_take(bytes, state.missing(), room)),
-                false => room,
-            };
+            let keep_last =
+                streaming && state.missing().is_none_or(|missing| missing < LARGE_FRAME);
             let mut got = 0;
-            // A read that does not fill the room emptied the socket (or left its last byte on
-            // purpose): as Tokio's own reads do, it clears the readiness (from before the
-            // read, so nothing arriving since is lost), which spares a read that would only
-            // say "would block".
-            let mut read_some = || {
-                got = read_now(socket, &mut state.buf, want)?;
+            // A read that does not fill the room emptied the socket (but for a kept byte): as
+            // Tokio's own reads do, it clears the readiness (from before the read, so nothing
+            // arriving since is lost), which spares a read that would only say "would block".
+            let read = read_half.as_ref().try_io(Interest::READABLE, || {
+                got = state.read(socket, room, keep_last)?;
                 match got {
                     n if n > 0 && n < room => Err(std::io::ErrorKind::WouldBlock.into()),
                     _ => Ok(()),
                 }
-            };
-            let read = if forced {
-                read_some()
-            } else {
-                read_half.as_ref().try_io(Interest::READABLE, read_some)
-            };
-            let left_one = want < room && got == want;
-            if left_one && !leftover {
-                leftover_due
+            });
+            if state.kept > 0 && !kept {
+                kept_due
                     .as_mut()
-                    .reset((Instant::now() + LEFTOVER_AT_MOST).into());
+                    .reset((Instant::now() + KEPT_AT_MOST).into());
             }
-            // A forced read took the byte, or found that a receiving thread had.
-            leftover = left_one || (leftover && got == 0 && !forced);
+            kept = state.kept > 0;
             if got >= BACKLOG_READ {
                 backlog_at = Some(Instant::now());
             }
@@ -794,7 +848,86 @@ mod tests {
             receiver: Receiver::new(),
             buf: BytesMut::new(),
             ended: None,
+            kept: 0,
+            can_keep: false,
         }
+    }
+
+    fn tcp_pair() -> (std::net::TcpStream, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let writer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (reader, _) = listener.accept().unwrap();
+        (writer, reader)
+    }
+
+    fn unread(socket: &std::net::TcpStream) -> usize {
+        let mut bytes: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int.
+        assert_eq!(
+            unsafe { libc::ioctl(socket.as_raw_fd(), libc::FIONREAD, &mut bytes) },
+            0
+        );
+        bytes as usize
+    }
+
+    #[test]
+    fn reads_that_keep_the_last_byte_see_every_byte_once() {
+        let (mut writer, reader) = tcp_pair();
+        let mut state = empty_state();
+        state.can_keep = peek_from_last_end(&reader);
+        assert!(state.can_keep, "this kernel has no SO_PEEK_OFF for TCP");
+        state.buf.reserve(64 * 1024);
+        let mut sent = Vec::new();
+        // Reads that keep and reads that do not, in turn, some of them of less than what
+        // waits, one of them after the writer sent a single byte.
+        let plan: [(usize, usize, bool); 7] = [
+            (1000, 4096, true),
+            (3000, 1000, true),
+            (0, 4096, true),
+            (1, 4096, true),
+            (500, 4096, false),
+            (2000, 4096, true),
+            (700, 100, false),
+        ];
+        for (round, (write, max, keep_last)) in plan.into_iter().enumerate() {
+            let chunk: Vec<u8> = (0..write).map(|i| (i * 7 + round) as u8).collect();
+            writer.write_all(&chunk).unwrap();
+            sent.extend_from_slice(&chunk);
+            std::thread::sleep(Duration::from_millis(20));
+            let before = state.buf.len();
+            let got = match state.read(&reader, max, keep_last) {
+                Ok(got) => got,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+                Err(e) => panic!("round {round}: {e}"),
+            };
+            assert!(got <= max && before + got == state.buf.len());
+            // A read that took all there was leaves exactly one byte in the socket.
+            if keep_last && got > 0 && got < max {
+                assert_eq!((state.kept, unread(&reader)), (1, 1), "round {round}");
+            }
+        }
+        while state.read(&reader, 4096, false).is_ok_and(|got| got > 0) {}
+        assert_eq!(&state.buf[..], &sent[..]);
+        assert_eq!((state.kept, unread(&reader)), (0, 0));
+
+        // The kept byte taken out alone.
+        writer.write_all(b"xyz").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(state.read(&reader, 4096, true).unwrap(), 3);
+        assert_eq!(unread(&reader), 1);
+        state.take_kept(&reader).unwrap();
+        assert_eq!((state.kept, unread(&reader)), (0, 0));
+        assert!(state.buf.ends_with(b"xyz"));
+    }
+
+    #[test]
+    fn the_frame_at_the_front_says_how_many_bytes_it_still_needs() {
+        let mut state = empty_state();
+        assert_eq!(state.missing(), None);
+        state.buf.extend_from_slice(&[0, 0, 0]);
+        assert_eq!(state.missing(), None);
+        state.buf.extend_from_slice(&[10, 1, 2]);
+        assert_eq!(state.missing(), Some(8));
     }
 
     #[test]
@@ -850,28 +983,6 @@ mod tests {
     }
 
     /// Two nodes of this process on loopback, sharing a private EPMD (the first serves it).
-    #[test]
-    fn a_streaming_read_leaves_the_last_byte_unless_a_large_frame_needs_it() {
-        let room = 64 * 1024;
-        // Whole frames waiting, or a frame's length not yet known: all but one byte.
-        assert_eq!(bytes_to_take(5_000, None, room), 4_999);
-        assert_eq!(bytes_to_take(5_000, Some(100), room), 4_999);
-        assert_eq!(bytes_to_take(100_000, None, room), room);
-        // The frame being read needs every byte there is (or more): all of it.
-        assert_eq!(bytes_to_take(5_000, Some(5_000), room), room);
-        assert_eq!(bytes_to_take(5_000, Some(80_000), room), room);
-        // Nothing to leave.
-        assert_eq!(bytes_to_take(1, None, room), room);
-        assert_eq!(bytes_to_take(0, None, room), room);
-
-        let mut state = empty_state();
-        assert_eq!(state.missing(), None);
-        state.buf.extend_from_slice(&[0, 0, 0]);
-        assert_eq!(state.missing(), None);
-        state.buf.extend_from_slice(&[10, 1, 2]);
-        assert_eq!(state.missing(), Some(8));
-    }
-
     fn node_pair() -> (crate::node::Node, crate::node::Node) {
         use crate::node::{Node, NodeConfig};
         let epmd_port = std::net::TcpListener::bind("127.0.0.1:0")
