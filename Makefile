@@ -63,6 +63,7 @@ lint: $(VENV)/.tools
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --features python -- -D warnings
 	$(VPY) -m ruff check python tests benches examples scripts
+	$(VPY) -m ruff format --check python tests benches examples scripts
 	$(VPY) -m mypy python
 
 clean:

@@ -418,9 +418,7 @@ def test_two_receivers_reading_one_connection_get_every_message_in_order(
         finally:
             results[name] = got
 
-    threads = [
-        threading.Thread(target=drain, args=(n, node.mailbox(n))) for n in ("left", "right")
-    ]
+    threads = [threading.Thread(target=drain, args=(n, node.mailbox(n))) for n in ("left", "right")]
     for t in threads:
         t.start()
     erl.eval(
