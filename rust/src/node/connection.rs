@@ -446,18 +446,29 @@ fn discard(socket: &std::net::TcpStream, bytes: usize) -> std::io::Result<()> {
 /// Turns on `SO_PEEK_OFF`, so that peeking reads go on where the last one ended (see
 /// [`ReadState::read`]); false where the kernel does not support it for TCP (before 6.9).
 fn peek_from_last_end(socket: &std::net::TcpStream) -> bool {
-    let start: libc::c_int = 0;
+    set_socket_option(socket, libc::SO_PEEK_OFF, 0).is_ok()
+}
+
+/// Sets a socket-level option that takes an int.
+fn set_socket_option(
+    socket: &std::net::TcpStream,
+    option: libc::c_int,
+    value: libc::c_int,
+) -> std::io::Result<()> {
     // SAFETY: a valid descriptor, and a pointer to an int with its size.
     let result = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
             libc::SOL_SOCKET,
-            libc::SO_PEEK_OFF,
-            (&start as *const libc::c_int).cast(),
+            option,
+            (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    result == 0
+    match result {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
 }
 
 /// A live connection to a peer node.
@@ -546,21 +557,8 @@ impl Connection {
 /// Sets the socket's `SO_RCVLOWAT`. Linux signals a waiting `epoll` at once when lowering it
 /// uncovers data already queued, so lowering it loses no wake-up.
 fn set_low_water(socket: &std::net::TcpStream, bytes: libc::c_int) {
-    // SAFETY: a valid descriptor and a pointer to a c_int of the size we pass.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVLOWAT,
-            (&bytes as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        log::warn!(
-            "setting SO_RCVLOWAT to {bytes} failed: {}",
-            std::io::Error::last_os_error()
-        );
+    if let Err(e) = set_socket_option(socket, libc::SO_RCVLOWAT, bytes) {
+        log::warn!("setting SO_RCVLOWAT to {bytes} failed: {e}");
     }
 }
 
