@@ -61,7 +61,7 @@ const BACKLOG_FRESH: Duration = Duration::from_millis(1);
 
 /// While a frame larger than this is coming in, the reader task reads plainly: its sender
 /// writes it in large pieces anyway, and keeping a byte back costs a second system call per
-/// read (W4, 8 MiB messages: 0.89x when every read did).
+/// read (a first version that made one before every read: W4, 8 MiB messages, 0.89x).
 const LARGE_FRAME: usize = 64 * 1024;
 
 /// A byte kept in the socket is taken out at the latest this long after, if no more data came
@@ -780,7 +780,6 @@ async fn read_until_ended(
         if let Some(reason) = state.ended.take() {
             return reason;
         }
-        // A few reads per wake-up, then back through `readable`, which lets other tasks run.
         if kept_overdue {
             kept = false;
             if let Err(e) = state.take_kept(socket) {
@@ -788,6 +787,7 @@ async fn read_until_ended(
             }
             continue;
         }
+        // A few reads per wake-up, then back through `readable`, which lets other tasks run.
         for _ in 0..READS_PER_WAKE {
             state.make_room();
             let room = state.buf.capacity() - state.buf.len();
@@ -874,7 +874,14 @@ mod tests {
         let (mut writer, reader) = tcp_pair();
         let mut state = empty_state();
         state.can_keep = peek_from_last_end(&reader);
-        assert!(state.can_keep, "this kernel has no SO_PEEK_OFF for TCP");
+        // Older kernels read plainly, which must see every byte once too.
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let mut version = release.split(['.', '-']).map(|part| part.parse::<u32>());
+        if let (Some(Ok(major)), Some(Ok(minor))) = (version.next(), version.next()) {
+            if (major, minor) >= (6, 9) {
+                assert!(state.can_keep, "Linux {release} has SO_PEEK_OFF for TCP");
+            }
+        }
         state.buf.reserve(64 * 1024);
         let mut sent = Vec::new();
         // Reads that keep and reads that do not, in turn, some of them of less than what
@@ -901,7 +908,7 @@ mod tests {
             };
             assert!(got <= max && before + got == state.buf.len());
             // A read that took all there was leaves exactly one byte in the socket.
-            if keep_last && got > 0 && got < max {
+            if state.can_keep && keep_last && got > 0 && got < max {
                 assert_eq!((state.kept, unread(&reader)), (1, 1), "round {round}");
             }
         }
@@ -913,7 +920,7 @@ mod tests {
         writer.write_all(b"xyz").unwrap();
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(state.read(&reader, 4096, true).unwrap(), 3);
-        assert_eq!(unread(&reader), 1);
+        assert_eq!(unread(&reader), usize::from(state.can_keep));
         state.take_kept(&reader).unwrap();
         assert_eq!((state.kept, unread(&reader)), (0, 0));
         assert!(state.buf.ends_with(b"xyz"));
