@@ -7,7 +7,8 @@ import threading
 from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 from ._erlnode import NodeClosedError, Pid
-from ._rpc import is_atom, is_tuple, python_error
+from ._match import is_atom, is_tuple
+from ._rpc import python_error
 from ._terms import Atom
 
 if TYPE_CHECKING:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
 from ._erlnode import NodeClosedError, Pid, Reference
-from ._rpc import is_atom, is_tuple
+from ._match import is_atom, is_tuple
 from ._terms import Atom
 
 if TYPE_CHECKING:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # asyncio and global are imported when first used: `import er
     import asyncio
 
     from . import _global
+from ._match import is_tuple
 from ._terms import Atom
 
 #: Where a message can go: a `Pid`, a registered name on this node, or `(name, node)`.
@@ -408,7 +409,7 @@ class Node:
         holder: list[Mailbox] = []
 
         def deliver(message: Any) -> None:
-            if _rpc.is_tuple(message, 2) and isinstance(message[0], Atom):
+            if is_tuple(message, 2) and isinstance(message[0], Atom):
                 watcher(message[0], str(message[1]))
                 if once and holder:
                     holder[0].close()

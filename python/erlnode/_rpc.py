@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 
 from ._erlnode import EncodeError, NativeMailbox, NativeNode, NodeClosedError, Pid
 from ._errors import BadRpc, ErlangException, RemoteError, RemoteExit
+from ._match import erlang_list, is_atom, is_tuple
 from ._terms import Atom, FrozenList
 
 log = logging.getLogger("erlnode.rpc")
@@ -47,14 +48,6 @@ _MAX_FRAMES = 20
 #: What a call into Python ended with: ("return", value), ("throw", value), ("exit", reason)
 #: or ("error", reason, stacktrace).
 Outcome = tuple[Any, ...]
-
-
-def is_atom(term: Any, name: str) -> bool:
-    return isinstance(term, Atom) and term == name
-
-
-def is_tuple(term: Any, size: int) -> bool:
-    return isinstance(term, tuple) and len(term) == size
 
 
 # -- Python calling Erlang ------------------------------------------------------------------
@@ -114,15 +107,6 @@ def interpret_rpc_result(result: Any) -> Any:
             raise RemoteError(inner[0], inner[1])
         raise RemoteExit(inner)
     raise BadRpc(reason)
-
-
-def erlang_list(term: Any) -> Optional[list[Any]]:
-    """A proper Erlang list as a Python list (a byte string comes as `str`); None otherwise."""
-    if isinstance(term, (list, FrozenList)):
-        return list(term)
-    if isinstance(term, str) and not isinstance(term, Atom):
-        return [ord(c) for c in term]
-    return None
 
 
 def _looks_like_stack(term: Any) -> bool:
