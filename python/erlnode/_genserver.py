@@ -7,7 +7,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 from ._erlnode import NodeClosedError, Pid
-from ._match import is_atom, is_tuple
+from ._match import GenCall, GenCast, gen_message, is_atom, is_tuple
 from ._rpc import python_error
 from ._terms import Atom
 
@@ -179,13 +179,14 @@ class GenServer:
         mbox.close(reason)
 
     def _dispatch(self, message: Any) -> None:
-        if is_tuple(message, 3) and is_atom(message[0], "$gen_call") and is_tuple(message[1], 2):
-            from_: From = (message[1][0], message[1][1])
-            result = self.handle_call(message[2], from_)
+        gen = gen_message(message)
+        if isinstance(gen, GenCall):
+            from_: From = (gen.caller, gen.tag)
+            result = self.handle_call(gen.request, from_)
             if result is not GenServer.NOREPLY:
                 self.reply(from_, result)
-        elif is_tuple(message, 2) and is_atom(message[0], "$gen_cast"):
-            self.handle_cast(message[1])
+        elif isinstance(gen, GenCast):
+            self.handle_cast(gen.request)
         else:
             self.handle_info(message)
 

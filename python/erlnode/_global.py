@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
 from ._erlnode import NodeClosedError, Pid, Reference
-from ._match import is_atom, is_tuple
+from ._match import GenCall, GenCast, gen_message, is_atom, is_tuple
 from ._terms import Atom
 
 if TYPE_CHECKING:
@@ -115,16 +115,11 @@ class GlobalServer:
     def _on_message(self, msg: Any) -> None:
         try:
             with self._lock:
-                if (
-                    is_tuple(msg, 3)
-                    and is_atom(msg[0], _GEN_CALL)
-                    and is_tuple(msg[1], 2)
-                    and isinstance(msg[1][0], Pid)
-                ):
-                    caller, tag = msg[1]
-                    self._send(caller, (tag, self._call(msg[2], caller)))
-                elif is_tuple(msg, 2) and is_atom(msg[0], _GEN_CAST):
-                    self._cast(msg[1])
+                gen = gen_message(msg)
+                if isinstance(gen, GenCall) and isinstance(gen.caller, Pid):
+                    self._send(gen.caller, (gen.tag, self._call(gen.request, gen.caller)))
+                elif isinstance(gen, GenCast):
+                    self._cast(gen.request)
                 else:
                     self._info(msg)
         except NodeClosedError:

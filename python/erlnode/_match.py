@@ -1,4 +1,4 @@
-"""Recognising Erlang terms in Python: small predicates.
+"""Recognising Erlang terms in Python: small predicates, and the gen_server messages.
 
 The OTP layer reads decoded messages with these instead of spelling out tuple shapes at
 every turn.
@@ -6,7 +6,7 @@ every turn.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional, Union
 
 from ._terms import Atom, FrozenList
 
@@ -27,4 +27,27 @@ def erlang_list(term: Any) -> Optional[list[Any]]:
         return list(term)
     if isinstance(term, str) and not isinstance(term, Atom):
         return [ord(c) for c in term]
+    return None
+
+
+class GenCall(NamedTuple):
+    """`{'$gen_call', {Caller, Tag}, Request}`: answer with `Caller ! {Tag, Reply}`."""
+
+    caller: Any
+    tag: Any
+    request: Any
+
+
+class GenCast(NamedTuple):
+    """`{'$gen_cast', Request}`."""
+
+    request: Any
+
+
+def gen_message(msg: Any) -> Union[GenCall, GenCast, None]:
+    """The gen_server call or cast that `msg` is; None for any other message (an info)."""
+    if is_tuple(msg, 3) and is_atom(msg[0], "$gen_call") and is_tuple(msg[1], 2):
+        return GenCall(msg[1][0], msg[1][1], msg[2])
+    if is_tuple(msg, 2) and is_atom(msg[0], "$gen_cast"):
+        return GenCast(msg[1])
     return None

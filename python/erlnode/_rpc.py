@@ -5,6 +5,7 @@ Python calling Erlang:
     by `{rex, Result}`), with the temporary mailbox acting as group leader so that remote output
     does not hang the call (see `_io`);
   * `gen_call`: what `gen:call` does (monitor, `'$gen_call'`, reply or DOWN, demonitor).
+Both are a `monitor_send_await`: only the request and the answer differ.
 
 Erlang calling Python: `RpcServer` serves SPAWN_REQUESTs of `erpc:execute_call/4` and
 `erpc:execute_cast/3` (how OTP 25+ `rpc:call`, `erpc:call` and `rpc:cast` arrive) and the
@@ -20,10 +21,10 @@ import time
 import types
 from typing import Any, Callable, Mapping, Optional, Union
 
-from ._erlnode import EncodeError, NativeMailbox, NativeNode, NodeClosedError, Pid
+from ._erlnode import EncodeError, NativeMailbox, NativeNode, NodeClosedError, Pid, Reference
 from ._errors import BadRpc, ErlangException, RemoteError, RemoteExit
 from ._io import answer_io_request
-from ._match import erlang_list, is_atom, is_tuple
+from ._match import GenCall, GenCast, erlang_list, gen_message, is_atom, is_tuple
 from ._terms import Atom, FrozenList
 
 log = logging.getLogger("erlnode.rpc")
@@ -59,6 +60,47 @@ def _remaining(deadline: Optional[float]) -> Optional[float]:
     return max(0.0, deadline - time.monotonic())
 
 
+#: What a `monitor_send_await` reader returns for a message that is not the answer.
+NO_ANSWER: Any = object()
+
+
+def monitor_send_await(
+    native: NativeNode,
+    dest: Any,
+    request: Callable[[Pid, Reference], Any],
+    answer: Callable[[NativeMailbox, Any, Reference], Any],
+    down: Callable[[Any], Exception],
+    timeout: Optional[float],
+    no_answer: str,
+) -> Any:
+    """A request and its answer, as `gen:call` does it: from a temporary mailbox, monitors
+    `dest`, sends it `request(pid, ref)` and waits for the first message that
+    `answer(mailbox, message, ref)` returns other than `NO_ANSWER` for.
+
+    The monitor's DOWN before the answer (`dest` does not exist, died, or its node cannot be
+    reached) raises `down(reason)`; no answer within `timeout` seconds (None: wait forever)
+    raises `TimeoutError("<no_answer> within <timeout>s")`.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    mbox = native.mailbox(None, None)
+    try:
+        ref = mbox.monitor(dest)
+        mbox.send(dest, request(mbox.pid, ref))
+        while True:
+            try:
+                msg = mbox.receive(_remaining(deadline))
+            except TimeoutError:
+                raise TimeoutError(f"{no_answer} within {timeout}s") from None
+            result = answer(mbox, msg, ref)
+            if result is not NO_ANSWER:
+                mbox.demonitor(ref)
+                return result
+            if is_tuple(msg, 5) and is_atom(msg[0], "DOWN") and msg[1] == ref:
+                raise down(msg[4])
+    finally:
+        mbox.close()
+
+
 def rpc_call(
     native: NativeNode,
     node: str,
@@ -68,31 +110,32 @@ def rpc_call(
     timeout: Optional[float],
 ) -> Any:
     """`rpc:call(Node, M, F, A)` through `{rex, Node}`; see `Node.rpc`."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    mbox = native.mailbox(None, None)
-    try:
-        # Watching rex tells us at once when the node cannot be reached (DOWN noconnection).
-        ref = mbox.monitor(("rex", node))
-        request = (Atom("call"), Atom(module), Atom(function), list(args), mbox.pid)
-        mbox.send(("rex", node), (mbox.pid, request))
-        while True:
-            try:
-                msg = mbox.receive(_remaining(deadline))
-            except TimeoutError:
-                raise TimeoutError(
-                    f"rpc {module}:{function}/{len(args)} on {node}: no answer within {timeout}s"
-                ) from None
-            if is_tuple(msg, 2) and is_atom(msg[0], "rex"):
-                mbox.demonitor(ref)
-                return interpret_rpc_result(msg[1])
-            if is_tuple(msg, 5) and is_atom(msg[0], "DOWN") and msg[1] == ref:
-                if is_atom(msg[4], "noconnection"):
-                    raise BadRpc(Atom("nodedown"))
-                raise BadRpc(msg[4])
-            if is_tuple(msg, 4) and is_atom(msg[0], "io_request"):
-                answer_io_request(mbox, msg)
-    finally:
-        mbox.close()
+    # The temporary mailbox is the call's group leader too: its output comes as io requests.
+    result = monitor_send_await(
+        native,
+        ("rex", node),
+        lambda pid, _ref: (pid, (Atom("call"), Atom(module), Atom(function), list(args), pid)),
+        _rex_answer,
+        _rex_down,
+        timeout,
+        f"rpc {module}:{function}/{len(args)} on {node}: no answer",
+    )
+    return interpret_rpc_result(result)
+
+
+def _rex_answer(mbox: NativeMailbox, msg: Any, _ref: Reference) -> Any:
+    if is_tuple(msg, 2) and is_atom(msg[0], "rex"):
+        return msg[1]
+    if is_tuple(msg, 4) and is_atom(msg[0], "io_request"):
+        answer_io_request(mbox, msg)
+    return NO_ANSWER
+
+
+def _rex_down(reason: Any) -> Exception:
+    # Watching rex tells us at once when the node cannot be reached (DOWN noconnection).
+    if is_atom(reason, "noconnection"):
+        return BadRpc(Atom("nodedown"))
+    return BadRpc(reason)
 
 
 def interpret_rpc_result(result: Any) -> Any:
@@ -117,24 +160,24 @@ def _looks_like_stack(term: Any) -> bool:
 
 def gen_call(native: NativeNode, dest: Any, request: Any, timeout: Optional[float]) -> Any:
     """`gen_server:call(Dest, Request)`; see `Node.call`."""
-    mbox = native.mailbox(None, None)
-    try:
-        # The monitor reference doubles as the call's tag, as gen:call does.
-        ref = mbox.monitor(dest)
-        mbox.send(dest, (_GEN_CALL, (mbox.pid, ref), request))
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            try:
-                msg = mbox.receive(_remaining(deadline))
-            except TimeoutError:
-                raise TimeoutError(f"call to {dest!r}: no reply within {timeout}s") from None
-            if is_tuple(msg, 2) and msg[0] == ref:
-                mbox.demonitor(ref)
-                return msg[1]
-            if is_tuple(msg, 5) and is_atom(msg[0], "DOWN") and msg[1] == ref:
-                raise RemoteExit(msg[4], f"call to {dest!r} failed: the server exited ({msg[4]!r})")
-    finally:
-        mbox.close()
+    # The monitor reference doubles as the call's tag, as gen:call does.
+    return monitor_send_await(
+        native,
+        dest,
+        lambda pid, ref: (_GEN_CALL, (pid, ref), request),
+        _gen_reply,
+        lambda reason: RemoteExit(
+            reason, f"call to {dest!r} failed: the server exited ({reason!r})"
+        ),
+        timeout,
+        f"call to {dest!r}: no reply",
+    )
+
+
+def _gen_reply(_mbox: NativeMailbox, msg: Any, ref: Reference) -> Any:
+    if is_tuple(msg, 2) and msg[0] == ref:
+        return msg[1]
+    return NO_ANSWER
 
 
 # -- Erlang calling Python ------------------------------------------------------------------
@@ -333,16 +376,15 @@ class RpcServer:
     # -- the rex server ----------------------------------------------------------------------
 
     def _on_rex(self, msg: Any) -> None:
-        if is_tuple(msg, 3) and is_atom(msg[0], "$gen_call") and is_tuple(msg[1], 2):
-            sender, tag = msg[1]
-            request = msg[2]
-            if _is_call(request, ("call", "block_call")):
-                self._submit(self._rex_call, sender, tag, request)
+        gen = gen_message(msg)
+        if isinstance(gen, GenCall):
+            if _is_call(gen.request, ("call", "block_call")):
+                self._submit(self._rex_call, gen.caller, gen.tag, gen.request)
             else:
-                log.warning("rex: unsupported call %r", request)
-        elif is_tuple(msg, 2) and is_atom(msg[0], "$gen_cast"):
-            if _is_call(msg[1], ("cast",)):
-                self._submit(self._rex_cast, msg[1])
+                log.warning("rex: unsupported call %r", gen.request)
+        elif isinstance(gen, GenCast):
+            if _is_call(gen.request, ("cast",)):
+                self._submit(self._rex_cast, gen.request)
         elif is_tuple(msg, 2) and isinstance(msg[0], Pid):
             sender, request = msg
             if _is_call(request, ("call",)):
