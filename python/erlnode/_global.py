@@ -33,14 +33,11 @@ import itertools
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
-from ._erlnode import NodeClosedError, Pid, Reference
+from ._erlnode import NativeMailbox, NativeNode, NodeClosedError, Pid, Reference
 from ._match import GenCall, GenCast, gen_message, is_atom, is_tuple
 from ._terms import Atom
-
-if TYPE_CHECKING:
-    from ._node import Mailbox, Node
 
 log = logging.getLogger("erlnode.global")
 
@@ -84,15 +81,16 @@ class _Lock:
 class GlobalServer:
     """Our `global_name_server`: started by `Node` when it is visible."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, native: NativeNode) -> None:
+        self._native = native
         self._lock = threading.Lock()
         self._tags = itertools.count(1)
         self._sessions: dict[str, _Session] = {}
         self._synced: set[str] = set()
         self._in_sync_sent: set[str] = set()
         self._locks: list[_Lock] = []
-        self._mbox: Mailbox = node.mailbox(NAME, callback=self._on_message)
-        node.monitor_nodes(self._mbox)
+        self._mbox: NativeMailbox = native.mailbox(NAME, self._on_message)
+        native.monitor_nodes(self._mbox)
 
     # -- public view ------------------------------------------------------------------------
 
@@ -307,7 +305,7 @@ class GlobalServer:
         # would leave us in its nodes() but not in its global state: its global:sync() would
         # wait for us forever.
         self._forget(node)
-        self._mbox.node.disconnect(node)
+        self._native.disconnect(node)
 
     def _forget(self, node: str) -> None:
         self._sessions.pop(node, None)

@@ -301,7 +301,7 @@ class Node:
             try:
                 from . import _global
 
-                self._global = _global.GlobalServer(self)
+                self._global = _global.GlobalServer(self._native)
             except BaseException:
                 self.close()
                 raise
