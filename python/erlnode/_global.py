@@ -53,7 +53,6 @@ VERIFY_CONNECT_VSN = 8
 #: Before this version, lock_set goes to the locker pid, not through the name server.
 LOCKER_VIA_SERVER_VSN = 6
 
-_GEN_CALL = Atom("$gen_call")
 _GEN_CAST = Atom("$gen_cast")
 _OK = Atom("ok")
 _YES = Atom("yes")

@@ -31,15 +31,10 @@ log = logging.getLogger("erlnode.rpc")
 
 _BADRPC = Atom("badrpc")
 _EXIT = Atom("EXIT")
-_DOWN = Atom("DOWN")
 _ERROR = Atom("error")
-_RETURN = Atom("return")
-_THROW = Atom("throw")
 _UNDEF = Atom("undef")
 _NORMAL = Atom("normal")
-_NOCONNECTION = Atom("noconnection")
 _GEN_CALL = Atom("$gen_call")
-_GEN_CAST = Atom("$gen_cast")
 
 #: The longest atom Erlang accepts, in characters.
 _MAX_ATOM = 255
