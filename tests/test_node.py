@@ -216,6 +216,22 @@ def test_local_send_by_name_and_pid(node: erlnode.Node) -> None:
     assert [b.receive(timeout=5) for _ in range(4)] == [1, 2, 3, 4]
 
 
+def test_receive_many_takes_limit_and_still_its_old_name_max(node: erlnode.Node) -> None:
+    mbox = node.mailbox()
+    mbox.send_many(mbox.pid, range(10))
+    assert mbox.receive_many(3, 5.0) == [0, 1, 2]
+    assert mbox.receive_many(limit=3, timeout=5) == [3, 4, 5]
+    assert mbox.receive_many(max=3, timeout=5) == [6, 7, 8]
+    with pytest.raises(TypeError, match="both 'limit' and its old name 'max'"):
+        mbox.receive_many(limit=1, max=1, timeout=5)
+    with pytest.raises(TypeError, match="both 'limit' and its old name 'max'"):
+        mbox.receive_many(1, max=1)
+    assert mbox.receive_many(timeout=5) == [9]  # the refused calls took nothing
+    mbox.send_many(mbox.pid, range(1500))
+    assert mbox.receive_many(timeout=5) == list(range(1024))  # the default limit
+    assert mbox.receive_many(limit=1000, timeout=5) == list(range(1024, 1500))
+
+
 def test_long_names(tmp_path: Any) -> None:
     with Erl(longnames=True) as erl:
         with erlnode.Node(f"{random_name('py')}@127.0.0.1", cookie=erl.cookie) as node:

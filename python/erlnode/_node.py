@@ -140,9 +140,24 @@ class Mailbox:
         """
         return self._native.receive(timeout)
 
-    def receive_many(self, max: int = 1024, timeout: Optional[float] = None) -> list[Any]:
-        """Every waiting message (up to `max`), waiting like `receive` for the first."""
-        return self._native.receive_many(max, timeout)
+    def receive_many(
+        self,
+        limit: Optional[int] = None,
+        timeout: Optional[float] = None,
+        *,
+        max: Optional[int] = None,
+    ) -> list[Any]:
+        """Every waiting message, up to `limit` (None: 1024), waiting like `receive` for the
+        first; the batch form of `receive` for message-heavy loops::
+
+            for msg in mbox.receive_many(timeout=1.0):
+                handle(msg)
+
+        `max` is the old name of `limit` and still works (passing both is a TypeError).
+        """
+        if max is None:
+            return self._native.receive_many(limit, timeout)
+        return self._native.receive_many(limit, timeout, max=max)
 
     async def receive_async(self, timeout: Optional[float] = None) -> Any:
         """`receive` for asyncio: awaits the next message without blocking the loop.

@@ -14,7 +14,7 @@ use crate::etf::{Atom, Pid, Term};
 use crate::node::process::{AfterWrite, Spinner};
 use crate::node::wake::WakeFd;
 use crate::node::{self, Dest, Empty, Message, Node, NodeConfig, NodeError, Process};
-use pyo3::exceptions::{PyConnectionError, PyTimeoutError, PyValueError};
+use pyo3::exceptions::{PyConnectionError, PyTimeoutError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 use std::net::SocketAddr;
@@ -35,6 +35,8 @@ pyo3::create_exception!(
     "The node could not register with EPMD (nor serve EPMD itself)."
 );
 
+/// How many messages `receive_many` takes at most when not told.
+const RECEIVE_MANY_LIMIT: usize = 1024;
 /// How long a blocking receive waits between checks for Ctrl-C.
 const SIGNAL_SLICE: Duration = Duration::from_millis(100);
 /// Messages a dispatcher hands to one callback per GIL hold.
@@ -373,7 +375,7 @@ impl PyNode {
 fn parse_pid(obj: &Bound<'_, PyAny>) -> PyResult<Pid> {
     match obj.cast::<PyPid>() {
         Ok(pid) => Ok(pid.get().pid.clone()),
-        Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+        Err(_) => Err(PyTypeError::new_err(format!(
             "expected a Pid, not {}",
             obj.repr()?
         ))),
@@ -383,7 +385,7 @@ fn parse_pid(obj: &Bound<'_, PyAny>) -> PyResult<Pid> {
 fn parse_reference(obj: &Bound<'_, PyAny>) -> PyResult<crate::etf::Reference> {
     match py_to_term(obj) {
         Ok(Term::Reference(r)) => Ok(r),
-        _ => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+        _ => Err(PyTypeError::new_err(format!(
             "expected a Reference, not {}",
             obj.repr()?
         ))),
@@ -554,17 +556,25 @@ impl PyMailbox {
         }
     }
 
-    /// Up to `max` messages: waits like `receive` for the first, then takes what is queued.
-    #[pyo3(signature = (max=1024, timeout=None))]
+    /// Up to `limit` messages (default 1024): waits like `receive` for the first, then takes
+    /// what is queued. `max` is the old name of `limit`.
+    #[pyo3(signature = (limit=None, timeout=None, *, max=None))]
     fn receive_many<'py>(
         &self,
         py: Python<'py>,
-        max: usize,
+        limit: Option<usize>,
         timeout: Option<f64>,
+        max: Option<usize>,
     ) -> PyResult<Bound<'py, PyList>> {
+        if limit.is_some() && max.is_some() {
+            return Err(PyTypeError::new_err(
+                "receive_many() got both 'limit' and its old name 'max'",
+            ));
+        }
+        let limit = limit.or(max).unwrap_or(RECEIVE_MANY_LIMIT);
         let first = self.receive(py, timeout)?;
         let mut batch = Vec::new();
-        self.process().drain(max.saturating_sub(1), &mut batch);
+        self.process().drain(limit.saturating_sub(1), &mut batch);
         let list = PyList::empty(py);
         list.append(first)?;
         for message in &batch {
