@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import signal
 import socket
@@ -214,6 +215,14 @@ def test_local_send_by_name_and_pid(node: erlnode.Node) -> None:
     a.send(b.pid, 3)
     node.send(b.pid, 4)
     assert [b.receive(timeout=5) for _ in range(4)] == [1, 2, 3, 4]
+
+
+def test_node_defaults_come_from_the_rust_core() -> None:
+    from erlnode import _erlnode
+
+    params = inspect.signature(erlnode.Node).parameters
+    assert params["ticktime"].default == _erlnode.DEFAULT_TICKTIME == 60.0
+    assert params["handshake_timeout"].default == _erlnode.DEFAULT_HANDSHAKE_TIMEOUT == 7.0
 
 
 def test_receive_many_takes_limit_and_still_its_old_name_max(node: erlnode.Node) -> None:

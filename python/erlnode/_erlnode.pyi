@@ -3,6 +3,9 @@
 from typing import Any, Optional, Union, final
 
 DEFAULT_MAX_INFLATED: int
+#: The node's defaults, from the Rust core's `NodeConfig::default()` (seconds).
+DEFAULT_TICKTIME: float
+DEFAULT_HANDSHAKE_TIMEOUT: float
 
 class DecodeError(ValueError):
     """Malformed external term format; ``offset`` is where decoding stopped."""
@@ -106,11 +109,13 @@ class NativeNode:
         cookie: Optional[str] = None,
         *,
         hidden: bool = True,
-        ticktime: float = 60.0,
+        ticktime: Optional[float] = None,
         epmd_port: Optional[int] = None,
         listen: str = "0.0.0.0:0",
-        handshake_timeout: float = 7.0,
-    ) -> None: ...
+        handshake_timeout: Optional[float] = None,
+    ) -> None:
+        """`ticktime` and `handshake_timeout` in seconds; None: `DEFAULT_TICKTIME`,
+        `DEFAULT_HANDSHAKE_TIMEOUT`."""
     @property
     def name(self) -> str: ...
     @property

@@ -18,7 +18,7 @@ from typing import (
 )
 
 from . import _erlnode, _rpc
-from ._erlnode import NativeMailbox, NativeNode
+from ._erlnode import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_TICKTIME, NativeMailbox, NativeNode
 
 if TYPE_CHECKING:  # asyncio and global are imported when first used: `import erlnode` stays fast
     import asyncio
@@ -274,6 +274,12 @@ class Node:
     `cookie=None` reads `~/.erlang.cookie` as erl does. Hidden by default, like Jinterface
     and C nodes. When no EPMD runs, the node serves EPMD itself.
 
+    `ticktime` is the `net_ticktime` of the node's connections, in seconds (at least 1): a
+    peer silent for that long counts as gone. `handshake_timeout` (seconds) bounds the
+    handshake of each new connection. Their defaults are the Rust core's (`NodeConfig`).
+    `listen` is the `"ip:port"` to accept connections on (port 0: any free port);
+    `epmd_port` the EPMD to register with (None: `ERL_EPMD_PORT`, else 4369).
+
     `rpc_workers` is the size of the thread pool that runs Python functions called from
     Erlang (see `expose`).
     """
@@ -286,10 +292,10 @@ class Node:
         cookie: Optional[str] = None,
         *,
         hidden: bool = True,
-        ticktime: float = 60.0,
+        ticktime: float = DEFAULT_TICKTIME,
         epmd_port: Optional[int] = None,
         listen: str = "0.0.0.0:0",
-        handshake_timeout: float = 7.0,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
         rpc_workers: int = 16,
     ) -> None:
         self._native = NativeNode(

@@ -26,5 +26,12 @@ fn _erlnode(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.py().get_type::<node::NodeClosedError>(),
     )?;
     m.add("EpmdError", m.py().get_type::<node::EpmdError>())?;
+    // The node's defaults, for `erlnode.Node`'s signature: `NodeConfig` is their one source.
+    let defaults = crate::node::NodeConfig::default();
+    m.add("DEFAULT_TICKTIME", defaults.ticktime.as_secs_f64())?;
+    m.add(
+        "DEFAULT_HANDSHAKE_TIMEOUT",
+        defaults.handshake_timeout.as_secs_f64(),
+    )?;
     Ok(())
 }

@@ -190,32 +190,42 @@ pub struct PyNode {
 
 #[pymethods]
 impl PyNode {
+    // `ticktime` and `handshake_timeout` in seconds; None takes `NodeConfig::default()`'s
+    // (the module's `DEFAULT_TICKTIME`, `DEFAULT_HANDSHAKE_TIMEOUT`).
     #[new]
-    #[pyo3(signature = (name=None, cookie=None, *, hidden=true, ticktime=60.0, epmd_port=None, listen="0.0.0.0:0", handshake_timeout=7.0))]
+    #[pyo3(signature = (name=None, cookie=None, *, hidden=true, ticktime=None, epmd_port=None, listen="0.0.0.0:0", handshake_timeout=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         name: Option<String>,
         cookie: Option<String>,
         hidden: bool,
-        ticktime: f64,
+        ticktime: Option<f64>,
         epmd_port: Option<u16>,
         listen: &str,
-        handshake_timeout: f64,
+        handshake_timeout: Option<f64>,
     ) -> PyResult<Self> {
+        let defaults = NodeConfig::default();
         let listen: SocketAddr = listen.parse().map_err(|_| {
             PyValueError::new_err(format!("listen address {listen:?} is not ip:port"))
         })?;
-        let ticktime = to_duration(ticktime)?;
+        let ticktime = match ticktime {
+            Some(seconds) => to_duration(seconds)?,
+            None => defaults.ticktime,
+        };
         if ticktime < Duration::from_secs(1) {
             return Err(PyValueError::new_err("ticktime must be at least 1 second"));
         }
+        let handshake_timeout = match handshake_timeout {
+            Some(seconds) => to_duration(seconds)?,
+            None => defaults.handshake_timeout,
+        };
         let config = NodeConfig {
             name,
             cookie,
             hidden,
             ticktime,
-            handshake_timeout: to_duration(handshake_timeout)?,
+            handshake_timeout,
             listen,
             epmd_port,
         };
