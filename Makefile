@@ -58,13 +58,15 @@ bench: build erlang
 	@if command -v valgrind >/dev/null; then $(VPY) benches/instructions.py --write; \
 		else echo "valgrind not installed: instruction counts (benches/instructions.py) skipped"; fi
 
-lint: $(VENV)/.tools
+# stubtest compares the hand-written _erlnode.pyi with the built extension: hence `build`.
+lint: build
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --features python -- -D warnings
 	$(VPY) -m ruff check python tests benches examples scripts
 	$(VPY) -m ruff format --check python tests benches examples scripts
 	$(VPY) -m mypy python
+	$(VPY) -m mypy.stubtest erlnode._erlnode
 
 clean:
 	rm -rf target $(VENV) python/erlnode/*.so
