@@ -1,24 +1,33 @@
 //! The PyO3 binding layer: the only module that touches Python.
 //!
-//! - [`codec`]: `encode` / `decode` and the Rust entry points for the node code.
+//! - [`encode`], [`decode`]: the codec, Python objects straight to and from the external
+//!   term format: `erlnode.encode` / `erlnode.decode` and the entry points for the node code.
 //! - [`terms`]: `Pid`, `Port`, `Reference`, `Export`, `Fun` and the atom cache.
 //! - [`errors`]: `DecodeError`, `EncodeError`.
 //! - [`node`]: the native `Node` and `Mailbox` that `erlnode.Node` / `erlnode.Mailbox` wrap.
 
-pub mod codec;
+pub mod decode;
+pub mod encode;
 pub mod errors;
 mod logger;
 pub mod node;
 pub mod terms;
 
+use pyo3::ffi;
 use pyo3::prelude::*;
+
+/// Takes ownership of a new reference returned by the C API (NULL: the raised exception).
+fn owned(py: Python<'_>, ptr: *mut ffi::PyObject) -> Result<Bound<'_, PyAny>, PyErr> {
+    unsafe { Bound::from_owned_ptr_or_err(py, ptr) }
+}
 
 #[pymodule]
 fn _erlnode(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logger::install();
     errors::register(m)?;
     terms::register(m)?;
-    codec::register(m)?;
+    encode::register(m)?;
+    decode::register(m)?;
     m.add_class::<node::PyNode>()?;
     m.add_class::<node::PyMailbox>()?;
     m.add(

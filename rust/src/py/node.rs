@@ -8,7 +8,8 @@
 //! takes the GIL once per batch, decodes and calls the callbacks in arrival order, or wakes
 //! the asyncio futures through their loops.
 
-use super::codec::{decode_body, encode_body, py_to_term, term_to_py};
+use super::decode::{decode_body, term_to_py};
+use super::encode::{encode_body, py_to_term};
 use super::terms::PyPid;
 use crate::etf::{Atom, Pid, Term};
 use crate::node::process::{AfterWrite, Spinner};
