@@ -102,8 +102,8 @@ impl<'a, 'py> Decoder<'a, 'py> {
         }
         self.r.u8()?;
         Ok(match tag {
-            tags::SMALL_INTEGER => owned(py, unsafe { ffi::PyLong_FromLong(self.r.u8()? as _) })?,
-            tags::INTEGER => owned(py, unsafe { ffi::PyLong_FromLong(self.r.i32()? as _) })?,
+            tags::SMALL_INTEGER => int_object(py, self.r.u8()? as _)?,
+            tags::INTEGER => int_object(py, self.r.i32()? as _)?,
             tags::SMALL_BIG | tags::LARGE_BIG => {
                 let (negative, magnitude) = self.r.big(tag)?;
                 big_to_py(py, negative, magnitude)?
@@ -113,18 +113,16 @@ impl<'a, 'py> Decoder<'a, 'py> {
                 if !f.is_finite() {
                     return Err(self.r.error_at(start, "float is not finite").into());
                 }
-                owned(py, unsafe { ffi::PyFloat_FromDouble(f) })?
+                float_object(py, f)?
             }
-            tags::FLOAT => owned(py, unsafe { ffi::PyFloat_FromDouble(self.r.old_float()?) })?,
+            tags::FLOAT => float_object(py, self.r.old_float()?)?,
             tags::SMALL_ATOM_UTF8 | tags::ATOM_UTF8 | tags::SMALL_ATOM | tags::ATOM => {
                 // Known bytes skip the checks and go straight to the cached object. Latin-1
                 // bytes name the same atom as UTF-8 ones only when they are ASCII.
                 let raw = self.r.atom_bytes(tag)?;
                 match raw {
-                    b"true" => return Ok(unsafe { Bound::from_borrowed_ptr(py, ffi::Py_True()) }),
-                    b"false" => {
-                        return Ok(unsafe { Bound::from_borrowed_ptr(py, ffi::Py_False()) })
-                    }
+                    b"true" => return Ok(bool_object(py, true)),
+                    b"false" => return Ok(bool_object(py, false)),
                     _ => {}
                 }
                 let utf8 = matches!(tag, tags::SMALL_ATOM_UTF8 | tags::ATOM_UTF8);
@@ -148,8 +146,8 @@ impl<'a, 'py> Decoder<'a, 'py> {
             tags::ATOM_CACHE_REF => {
                 let text = self.r.atom_text(tag, self.cache)?;
                 match &*text {
-                    "true" => unsafe { Bound::from_borrowed_ptr(py, ffi::Py_True()) },
-                    "false" => unsafe { Bound::from_borrowed_ptr(py, ffi::Py_False()) },
+                    "true" => bool_object(py, true),
+                    "false" => bool_object(py, false),
                     text => self.atoms.get(py, text)?,
                 }
             }
@@ -163,13 +161,18 @@ impl<'a, 'py> Decoder<'a, 'py> {
             tags::STRING => {
                 let len = self.r.u16()? as usize;
                 let bytes = self.r.bytes(len)?;
-                owned(py, unsafe {
-                    ffi::PyUnicode_DecodeLatin1(
-                        bytes.as_ptr().cast(),
-                        bytes.len() as ffi::Py_ssize_t,
-                        std::ptr::null(),
+                // SAFETY: PyUnicode_DecodeLatin1 reads `bytes` (a live slice, its exact
+                // length) and returns a new reference, or NULL with an exception set.
+                unsafe {
+                    owned(
+                        py,
+                        ffi::PyUnicode_DecodeLatin1(
+                            bytes.as_ptr().cast(),
+                            bytes.len() as ffi::Py_ssize_t,
+                            std::ptr::null(),
+                        ),
                     )
-                })?
+                }?
             }
             tags::BINARY => {
                 let len = self.r.u32()? as usize;
@@ -247,9 +250,13 @@ impl<'a, 'py> Decoder<'a, 'py> {
                     self.r.u32()? as u64
                 };
                 let n = self.r.check_count(arity, 1, "tuple")?;
-                let tuple = owned(py, unsafe { ffi::PyTuple_New(n as ffi::Py_ssize_t) })?;
+                // SAFETY: PyTuple_New returns a new reference, or NULL with an exception set.
+                let tuple = unsafe { owned(py, ffi::PyTuple_New(n as ffi::Py_ssize_t)) }?;
                 for i in 0..n {
                     let item = self.term(key)?;
+                    // SAFETY: filling slot `i` (< n) of our new tuple, not yet seen by any
+                    // other code; it takes the item's reference. Unfilled slots are NULL,
+                    // which a tuple dropped on an error handles.
                     unsafe { ffi::PyTuple_SetItem(tuple.as_ptr(), i as _, item.into_ptr()) };
                 }
                 Ok(tuple)
@@ -263,15 +270,22 @@ impl<'a, 'py> Decoder<'a, 'py> {
         let py = self.py;
         let len = self.r.u32()? as u64;
         let n = self.r.check_count(len + 1, 1, "list")? - 1;
-        let seq = owned(py, unsafe {
-            if key {
-                ffi::PyTuple_New(n as ffi::Py_ssize_t)
-            } else {
-                ffi::PyList_New(n as ffi::Py_ssize_t)
-            }
-        })?;
+        // SAFETY: PyTuple_New and PyList_New return a new reference, or NULL with an
+        // exception set.
+        let seq = unsafe {
+            owned(
+                py,
+                if key {
+                    ffi::PyTuple_New(n as ffi::Py_ssize_t)
+                } else {
+                    ffi::PyList_New(n as ffi::Py_ssize_t)
+                },
+            )
+        }?;
         for i in 0..n {
             let item = self.term(key)?.into_ptr();
+            // SAFETY: as for a tuple in `container`: slot `i` (< n) of our new sequence, which
+            // takes the item's reference.
             unsafe {
                 if key {
                     ffi::PyTuple_SetItem(seq.as_ptr(), i as _, item);
@@ -355,6 +369,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
         for _ in 0..n {
             let k = self.term(true)?;
             let v = self.term(key)?;
+            // SAFETY: live objects; PyDict_SetItem takes its own references.
             if unsafe { ffi::PyDict_SetItem(dict.as_ptr(), k.as_ptr(), v.as_ptr()) } < 0 {
                 return Err(PyErr::fetch(py).into());
             }
@@ -402,6 +417,33 @@ impl<'a, 'py> Decoder<'a, 'py> {
     }
 }
 
+/// A Python int.
+fn int_object(py: Python<'_>, value: std::os::raw::c_long) -> PyResult<Bound<'_, PyAny>> {
+    // SAFETY: PyLong_FromLong returns a new reference, or NULL with an exception set.
+    unsafe { owned(py, ffi::PyLong_FromLong(value)) }
+}
+
+/// A Python float.
+fn float_object(py: Python<'_>, value: f64) -> PyResult<Bound<'_, PyAny>> {
+    // SAFETY: PyFloat_FromDouble returns a new reference, or NULL with an exception set.
+    unsafe { owned(py, ffi::PyFloat_FromDouble(value)) }
+}
+
+/// `True` or `False` (the atoms `true` and `false`).
+fn bool_object(py: Python<'_>, value: bool) -> Bound<'_, PyAny> {
+    // SAFETY: True and False are static objects; the Bound holds a new strong reference.
+    unsafe {
+        Bound::from_borrowed_ptr(
+            py,
+            if value {
+                ffi::Py_True()
+            } else {
+                ffi::Py_False()
+            },
+        )
+    }
+}
+
 /// An integer from SMALL_BIG / LARGE_BIG: through a machine word when it fits.
 fn big_to_py<'py>(
     py: Python<'py>,
@@ -411,11 +453,13 @@ fn big_to_py<'py>(
     let (magnitude, word) = etf::reader::big_magnitude(magnitude);
     if let Some(value) = word {
         if !negative {
-            return owned(py, unsafe { ffi::PyLong_FromUnsignedLongLong(value) });
+            // SAFETY: the C API returns a new reference, or NULL with an exception set.
+            return unsafe { owned(py, ffi::PyLong_FromUnsignedLongLong(value)) };
         }
         if value <= 1u64 << 63 {
             let v = (value as i64).wrapping_neg();
-            return owned(py, unsafe { ffi::PyLong_FromLongLong(v) });
+            // SAFETY: as above.
+            return unsafe { owned(py, ffi::PyLong_FromLongLong(v)) };
         }
     }
     let int_type = py.get_type::<pyo3::types::PyInt>();
@@ -476,7 +520,9 @@ pub fn decode<'py>(data: &Bound<'py, PyAny>, max_inflated: usize) -> PyResult<Bo
         return decode_standalone(py, bytes.as_bytes(), max_inflated);
     }
     // bytearray, memoryview, ...: a private copy, which decoding cannot see change.
-    let copy = owned(py, unsafe { ffi::PyBytes_FromObject(data.as_ptr()) })?;
+    // SAFETY: a live object; PyBytes_FromObject returns a new reference, or NULL with an
+    // exception set (not a buffer).
+    let copy = unsafe { owned(py, ffi::PyBytes_FromObject(data.as_ptr())) }?;
     let copy = copy.cast::<PyBytes>().map_err(PyErr::from)?;
     decode_standalone(py, copy.as_bytes(), max_inflated)
 }

@@ -71,6 +71,11 @@ type EncResult = Result<(), EncErr>;
 /// growing the stack forever; shallower ones cost nothing.
 const TRACK_DEPTH: usize = 10_000;
 
+/// Writes one term. Its methods take objects as raw pointers (the hot path works on the C
+/// API). The invariant that makes them sound: every `obj` is a live object, reachable from
+/// the term being encoded (which the caller holds) or held by the method passing it, and
+/// the GIL is held throughout. Each `unsafe fn` also needs `obj` to be of the type it
+/// handles (`term` and `other` check it before the call).
 struct Encoder<'py, 'o> {
     py: Python<'py>,
     out: &'o mut Vec<u8>,
@@ -113,6 +118,9 @@ fn repr(obj: &Bound<'_, PyAny>) -> String {
 }
 
 /// The UTF-8 text of a str (or subclass), borrowed from the object.
+///
+/// # Safety
+/// `obj` is a live str; the text lives as long as it does (the caller picks `'s` so).
 unsafe fn utf8<'s>(obj: *mut ffi::PyObject) -> Option<&'s str> {
     let mut size: ffi::Py_ssize_t = 0;
     let data = PyUnicode_AsUTF8AndSize(obj, &mut size);
@@ -139,10 +147,13 @@ impl<'py> Encoder<'py, '_> {
     }
 
     fn bound(&self, obj: *mut ffi::PyObject) -> Bound<'py, PyAny> {
+        // SAFETY: `obj` is live (the Encoder's invariant); the Bound holds a new reference.
         unsafe { Bound::from_borrowed_ptr(self.py, obj) }
     }
 
     fn term(&mut self, obj: *mut ffi::PyObject) -> EncResult {
+        // SAFETY: `obj` is live (the Encoder's invariant), and each branch hands it to the
+        // method for the exact type it has just checked.
         unsafe {
             let tp = ffi::Py_TYPE(obj);
             if tp == self.atom_type {
@@ -537,8 +548,10 @@ fn encode_spliced<'py>(
             .iter()
             .map(|s| s.data.as_bytes().len())
             .sum::<usize>();
+    // SAFETY: a new bytes object of `total` uninitialised bytes, filled completely below:
+    // the buffer's pieces and the spliced binaries add up to `total`, each copied from a
+    // live buffer into its own part of `out`; the copied `bytes` are immutable.
     unsafe {
-        // Uninitialised, then filled completely below.
         let out = owned(
             py,
             ffi::PyBytes_FromStringAndSize(std::ptr::null(), total as ffi::Py_ssize_t),

@@ -17,7 +17,12 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 
 /// Takes ownership of a new reference returned by the C API (NULL: the raised exception).
-fn owned(py: Python<'_>, ptr: *mut ffi::PyObject) -> Result<Bound<'_, PyAny>, PyErr> {
+///
+/// # Safety
+/// `ptr` is what a C-API function returning a new reference just gave: an object we own, or
+/// NULL with a Python exception set.
+unsafe fn owned(py: Python<'_>, ptr: *mut ffi::PyObject) -> Result<Bound<'_, PyAny>, PyErr> {
+    // SAFETY: the caller's promise.
     unsafe { Bound::from_owned_ptr_or_err(py, ptr) }
 }
 
