@@ -4,12 +4,15 @@
 //!   term format: `erlnode.encode` / `erlnode.decode` and the entry points for the node code.
 //! - [`terms`]: `Pid`, `Port`, `Reference`, `Export`, `Fun` and the atom cache.
 //! - [`errors`]: `DecodeError`, `EncodeError`.
-//! - [`node`]: the native `Node` and `Mailbox` that `erlnode.Node` / `erlnode.Mailbox` wrap.
+//! - [`node`], [`mailbox`]: the native `Node` and `Mailbox` that `erlnode.Node` /
+//!   `erlnode.Mailbox` wrap; [`dispatch`]: the thread that runs mailbox callbacks.
 
 pub mod decode;
+mod dispatch;
 pub mod encode;
 pub mod errors;
 mod logger;
+pub mod mailbox;
 pub mod node;
 pub mod terms;
 
@@ -34,7 +37,7 @@ fn _erlnode(m: &Bound<'_, PyModule>) -> PyResult<()> {
     encode::register(m)?;
     decode::register(m)?;
     m.add_class::<node::PyNode>()?;
-    m.add_class::<node::PyMailbox>()?;
+    m.add_class::<mailbox::PyMailbox>()?;
     m.add(
         "NodeClosedError",
         m.py().get_type::<node::NodeClosedError>(),
