@@ -71,12 +71,17 @@ class GenServer:
         """Runs in `start`, once the mailbox exists (`self.pid` is valid); raise to refuse."""
 
     def handle_call(self, request: Any, from_: From) -> Any:
+        """A `gen_server:call`: returns the reply, or `GenServer.NOREPLY` to answer later with
+        `self.reply(from_, value)`. The default raises NotImplementedError, which crashes the
+        server as any exception in a handler does."""
         raise NotImplementedError(f"{type(self).__name__} handles no calls ({request!r})")
 
     def handle_cast(self, request: Any) -> None:
+        """A `gen_server:cast`. The default logs it as unhandled."""
         log.warning("%s: unhandled cast %r", type(self).__name__, request)
 
     def handle_info(self, message: Any) -> None:
+        """Any other message (exit signals from links arrive here). The default ignores it."""
         log.debug("%s: unhandled message %r", type(self).__name__, message)
 
     def terminate(self, reason: Any) -> None:
@@ -104,24 +109,29 @@ class GenServer:
 
     @property
     def mailbox(self) -> Mailbox:
+        """The server's mailbox (RuntimeError before `start`)."""
         if self._mailbox is None:
             raise RuntimeError("the server is not started: use Class.start(node, ...)")
         return self._mailbox
 
     @property
     def pid(self) -> Pid:
+        """The server's pid."""
         return self.mailbox.pid
 
     @property
     def name(self) -> Optional[str]:
+        """The name the server is registered under, if any."""
         return self.mailbox.name
 
     @property
     def node(self) -> Node:
+        """The node the server runs on."""
         return self.mailbox.node
 
     @property
     def running(self) -> bool:
+        """True while the server's thread runs (from `start` until it stops or crashes)."""
         return self._thread is not None and self._thread.is_alive()
 
     def reply(self, from_: From, value: Any) -> None:
@@ -134,6 +144,7 @@ class GenServer:
         return self.node.call(self.pid, request, timeout)
 
     def cast(self, request: Any) -> None:
+        """`gen_server:cast` to this server from Python."""
         self.node.cast(self.pid, request)
 
     def stop(self, reason: Any = None, timeout: Optional[float] = 5.0) -> None:

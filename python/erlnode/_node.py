@@ -107,10 +107,12 @@ class Mailbox:
 
     @property
     def node(self) -> "Node":
+        """The node this mailbox belongs to."""
         return self._node
 
     @property
     def closed(self) -> bool:
+        """True once the mailbox (or its node) is closed."""
         return self._native.closed
 
     def register(self, name: str) -> None:
@@ -336,10 +338,13 @@ class Node:
 
     @property
     def cookie(self) -> str:
+        """The cookie the node shows its peers."""
         return self._native.cookie
 
     @property
     def creation(self) -> int:
+        """The node's creation (incarnation number, from EPMD, or from the peer that named the
+        node): it tells this run's pids from those of an earlier node of the same name."""
         return self._native.creation
 
     @property
@@ -349,6 +354,7 @@ class Node:
 
     @property
     def closed(self) -> bool:
+        """True once `close` has run."""
         return self._native.closed
 
     def mailbox(

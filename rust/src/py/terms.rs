@@ -46,18 +46,22 @@ impl PyPid {
         })
     }
 
+    /// The node the process lives on (an `Atom`).
     #[getter]
     fn node(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(atom_object(py, self.pid.node.as_str())?.unbind())
     }
+    /// The process's number on its node.
     #[getter]
     fn id(&self) -> u32 {
         self.pid.id
     }
+    /// The serial: with `id`, tells apart processes that reuse a number.
     #[getter]
     fn serial(&self) -> u32 {
         self.pid.serial
     }
+    /// The creation (incarnation) of the node when it made the pid.
     #[getter]
     fn creation(&self) -> u32 {
         self.pid.creation
@@ -109,14 +113,17 @@ impl PyPort {
         })
     }
 
+    /// The node the port belongs to (an `Atom`).
     #[getter]
     fn node(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(atom_object(py, self.port.node.as_str())?.unbind())
     }
+    /// The port's number on its node.
     #[getter]
     fn id(&self) -> u64 {
         self.port.id
     }
+    /// The creation (incarnation) of the node when it opened the port.
     #[getter]
     fn creation(&self) -> u32 {
         self.port.creation
@@ -172,14 +179,17 @@ impl PyReference {
         })
     }
 
+    /// The node that made the reference (an `Atom`).
     #[getter]
     fn node(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(atom_object(py, self.reference.node.as_str())?.unbind())
     }
+    /// The reference's 32-bit words, as sent on the wire.
     #[getter]
     fn ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         PyTuple::new(py, &self.reference.ids)
     }
+    /// The creation (incarnation) of the node when it made the reference.
     #[getter]
     fn creation(&self) -> u32 {
         self.reference.creation
@@ -237,14 +247,17 @@ impl PyExport {
         })
     }
 
+    /// The module (an `Atom`).
     #[getter]
     fn module(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(atom_object(py, self.module.as_str())?.unbind())
     }
+    /// The function's name (an `Atom`).
     #[getter]
     fn function(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(atom_object(py, self.function.as_str())?.unbind())
     }
+    /// How many arguments the function takes.
     #[getter]
     fn arity(&self) -> u8 {
         self.arity
@@ -273,10 +286,12 @@ pub struct PyFun {
 
 #[pymethods]
 impl PyFun {
+    /// The module the closure was defined in (an `Atom`).
     #[getter]
     fn module(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(atom_object(py, self.fun.module.as_str())?.unbind())
     }
+    /// How many arguments the closure takes.
     #[getter]
     fn arity(&self) -> u8 {
         self.fun.arity

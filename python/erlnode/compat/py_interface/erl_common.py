@@ -23,6 +23,7 @@ def AlignNodeName(nodeName: str, useShortNodeNames: int = 1) -> str:
 
 
 def AlignShortNodeName(nodeName: str) -> str:
+    """``name@host`` with this host's short name (a name that has an ``@`` is returned as is)."""
     if "@" in nodeName:
         return nodeName
     # Like `erl -sname`: the host name up to its first dot.
@@ -30,12 +31,14 @@ def AlignShortNodeName(nodeName: str) -> str:
 
 
 def AlignLongNodeName(nodeName: str) -> str:
+    """``name@host`` with this host's fully qualified name (a name with an ``@`` stays)."""
     if "@" in nodeName:
         return nodeName
     return nodeName + "@" + GetFullyQualifiedHostName()
 
 
 def GetFullyQualifiedHostName(name: str = "") -> str:
+    """The fully qualified name of host NAME (this host when empty)."""
     return socket.getfqdn(name)
 
 
@@ -45,6 +48,7 @@ def getenv(envName: str) -> str:
 
 
 def IndexSeq(seq: Sequence[T]) -> list[tuple[int, T]]:
+    """``(index, item)`` pairs of SEQ, in order."""
     return list(enumerate(seq))
 
 
@@ -52,26 +56,32 @@ def IndexSeq(seq: Sequence[T]) -> list[tuple[int, T]]:
 
 
 def ReadInt1(s: bytes) -> int:
+    """The first byte of S, as an unsigned integer."""
     return s[0]
 
 
 def ReadInt2(s: bytes) -> int:
+    """The first 2 bytes of S, as a big-endian unsigned integer."""
     return int.from_bytes(s[:2], "big")
 
 
 def ReadInt4(s: bytes) -> int:
+    """The first 4 bytes of S, as a big-endian unsigned integer."""
     return int.from_bytes(s[:4], "big")
 
 
 def PackInt1(i: int) -> bytes:
+    """The low byte of I."""
     return (i & 0xFF).to_bytes(1, "big")
 
 
 def PackInt2(i: int) -> bytes:
+    """The low 16 bits of I, big-endian."""
     return (i & 0xFFFF).to_bytes(2, "big")
 
 
 def PackInt4(i: int) -> bytes:
+    """The low 32 bits of I, big-endian."""
     return (i & 0xFFFFFFFF).to_bytes(4, "big")
 
 
@@ -84,6 +94,7 @@ _debugFileName: str | None = None
 
 
 def SetLogFile(fileName: str) -> None:
+    """Makes :func:`Log` append to FILENAME."""
     global _logFileName
     _logFileName = fileName
 
@@ -104,16 +115,19 @@ def _append_line(fileName: str, text: str) -> None:
 
 
 def DebugToFile(fileName: str) -> None:
+    """Makes debug output go to FILENAME instead of standard output."""
     global _debugFileName
     _debugFileName = fileName
 
 
 def DebugOnAll() -> None:
+    """Turns debug output on for every module."""
     global _debugAllModules
     _debugAllModules = True
 
 
 def DebugOn(moduleList: list[str]) -> None:
+    """Turns debug output on for the modules in MODULELIST only."""
     global _debugAllModules, _modulesToDebug
     _debugAllModules = False
     _modulesToDebug = list(moduleList)
@@ -126,6 +140,7 @@ def Debug(module: str, txt: str) -> None:
 
 
 def DebugHex(module: str, txt: str, msg: bytes) -> None:
+    """Like :func:`Debug`, followed by a hex dump of MSG."""
     if _debugAllModules or module in _modulesToDebug:
         _DebugEmitText(f"{module}: {txt}\n{_HexDump(msg)}")
 

@@ -47,6 +47,7 @@ _timer_ids = itertools.count()
 
 
 def GetNewTimerId() -> int:
+    """A new timer id, unique in this process."""
     return next(_timer_ids)
 
 

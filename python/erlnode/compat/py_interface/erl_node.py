@@ -122,6 +122,7 @@ class ErlNode:
         threading.Thread(target=ping, name=f"ping {remoteNodeName}", daemon=True).start()
 
     def DumpConnections(self) -> None:
+        """Prints the names of the nodes this node is connected to."""
         print("Connections:")
         for name in self._node.connected_nodes():
             print(f"  {name}")

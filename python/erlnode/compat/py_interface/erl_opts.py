@@ -63,31 +63,41 @@ class ErlNodeOpts:
         self._distrFlags = distrFlags
 
     def GetNetTickTime(self) -> int:
+        """The net tick time, in seconds."""
         return self._netTickTime
 
     def SetNetTickTime(self, netTickTime: int) -> None:
+        """Sets the net tick time, in seconds."""
         self._netTickTime = netTickTime
 
     def GetShortNodeNames(self) -> int:
+        """1 for short node names (``-sname``), 0 for long ones (``-name``)."""
         return self._shortNodeNames
 
     def SetShortNodeNames(self, shortNodeNames: int) -> None:
+        """Chooses short (1) or long (0) node names."""
         self._shortNodeNames = shortNodeNames
 
     def GetCookie(self) -> str:
+        """The cookie ("": the one in ``~/.erlang.cookie``)."""
         return self._cookie
 
     def SetCookie(self, cookie: str) -> None:
+        """Sets the cookie ("": the one in ``~/.erlang.cookie``)."""
         self._cookie = cookie
 
     def GetDistrVersion(self) -> int:
+        """The distribution version set here (erlnode negotiates its own)."""
         return self._distrVersion
 
     def SetDistrVersion(self, distrVersion: int) -> None:
+        """Kept for compatibility: erlnode negotiates the distribution version."""
         self._distrVersion = distrVersion
 
     def GetDistrFlags(self) -> int:
+        """The distribution flags set here (erlnode negotiates its own)."""
         return self._distrFlags
 
     def SetDistrFlags(self, distrFlags: int) -> None:
+        """Kept for compatibility: erlnode negotiates the distribution flags."""
         self._distrFlags = distrFlags

@@ -40,6 +40,8 @@ ErlFun = erlnode.Fun
 
 
 class ErlTermError(Exception):
+    """A term that does not fit: ``reason`` says why."""
+
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -60,9 +62,11 @@ class ErlAtom(Atom):
 
     @property
     def atomText(self) -> str:
+        """The atom's text."""
         return str(self)
 
     def equals(self, other: object) -> bool:
+        """True when OTHER is an atom with the same text."""
         return isinstance(other, Atom) and str(self) == str(other)
 
     def __repr__(self) -> str:
@@ -70,6 +74,7 @@ class ErlAtom(Atom):
 
 
 def ErlNumber(number: float) -> int | float:
+    """A number is a Python ``int`` or ``float``: NUMBER itself."""
     return number
 
 
@@ -79,10 +84,12 @@ def ErlString(s: str | bytes) -> str:
 
 
 def ErlList(elements: Iterable[Any]) -> list[Any]:
+    """A list is a Python ``list``."""
     return list(elements)
 
 
 def ErlTuple(elementsAsList: Iterable[Any]) -> tuple[Any, ...]:
+    """A tuple is a Python ``tuple``."""
     return tuple(elementsAsList)
 
 
@@ -94,21 +101,25 @@ def ErlBinary(contents: bytes | bytearray | memoryview | str) -> bytes:
 
 
 def ErlBitBinary(contents: bytes, bits: int) -> erlnode.BitBinary:
+    """A bitstring: CONTENTS, of which the last byte holds BITS (1..8) bits."""
     return erlnode.BitBinary(contents, bits)
 
 
 def ErlRef(node: str, id: int | Sequence[int], creation: int) -> erlnode.Reference:
+    """A reference of NODE; ID is one integer or the list of the reference's words."""
     ids = [id] if isinstance(id, int) else list(id)
     return erlnode.Reference(str(node), ids, creation)
 
 
 def ErlImproperList(elements: Iterable[Any], tail: Any, useTail: int = 1) -> erlnode.ImproperList:
+    """The list ``[ELEMENTS... | TAIL]``."""
     # `useTail` chose whether iteration included the tail; erlnode's ImproperList is not
     # iterable: read `.elements` and `.tail`.
     return erlnode.ImproperList(elements, tail)
 
 
 def ErlMap(dict: Mapping[Any, Any] | None = None, **kwargs: Any) -> builtins.dict[Any, Any]:
+    """A map is a ``dict``: DICT's items, then the keyword arguments."""
     result: builtins.dict[Any, Any] = {}
     if dict is not None:
         result.update(dict)
@@ -117,42 +128,52 @@ def ErlMap(dict: Mapping[Any, Any] | None = None, **kwargs: Any) -> builtins.dic
 
 
 def IsErlAtom(term: Any) -> bool:
+    """True for an atom (any :class:`erlnode.Atom`)."""
     return isinstance(term, Atom)
 
 
 def IsErlPid(term: Any) -> bool:
+    """True for a pid."""
     return isinstance(term, erlnode.Pid)
 
 
 def IsErlPort(term: Any) -> bool:
+    """True for a port."""
     return isinstance(term, erlnode.Port)
 
 
 def IsErlRef(term: Any) -> bool:
+    """True for a reference."""
     return isinstance(term, erlnode.Reference)
 
 
 def IsErlBinary(term: Any) -> bool:
+    """True for a binary (``bytes``)."""
     return isinstance(term, bytes)
 
 
 def IsErlBitBinary(term: Any) -> bool:
+    """True for a bitstring that is not a whole number of bytes."""
     return isinstance(term, erlnode.BitBinary)
 
 
 def IsErlFun(term: Any) -> bool:
+    """True for a closure received from Erlang."""
     return isinstance(term, erlnode.Fun)
 
 
 def IsErlFunExport(term: Any) -> bool:
+    """True for an external fun (``fun M:F/A``)."""
     return isinstance(term, erlnode.Export)
 
 
 def IsErlImproperList(term: Any) -> bool:
+    """True for an improper list."""
     return isinstance(term, erlnode.ImproperList)
 
 
 def IsErlMap(term: Any) -> bool:
+    """True for a map (any ``Mapping``)."""
     return isinstance(term, Mapping)
 
 
@@ -169,6 +190,7 @@ def IODataToStr(iodata: Any) -> str:
 
 
 def StrToList(s: str) -> list[int]:
+    """The character codes of S."""
     return [ord(c) for c in s]
 
 
@@ -179,6 +201,7 @@ def TermToBinary(term: Any) -> bytes:
 
 
 def BinaryToTerm(binary: bytes) -> Any:
+    """The term in BINARY (external term format), its atoms made :class:`ErlAtom`."""
     return FromErlnode(erlnode.decode(binary))
 
 
