@@ -494,6 +494,11 @@ class Node:
         (TypeName an atom, Message a binary) with the Python stack; raise `ErlangError`,
         `ErlangExit` or `ErlangThrow` to raise an exact Erlang exception. Exposing more
         functions under the same module adds to it.
+
+        Example::
+
+            node.expose("pymath", {"add": lambda a, b: a + b})
+            # Erlang: rpc:call('py@host', pymath, add, [1, 2]) -> 3
         """
         self._server.expose(module, functions)
 

@@ -512,6 +512,8 @@ pub fn term_to_py(py: Python<'_>, term: &etf::Term) -> PyResult<Py<PyAny>> {
 }
 
 /// `decode(data, *, max_inflated=...) -> term`: a standalone external term (bytes-like).
+///
+/// Example: `decode(encode((Atom("ok"), [1, 2])))` is `(Atom("ok"), [1, 2])`.
 #[pyfunction]
 #[pyo3(signature = (data, *, max_inflated = DEFAULT_MAX_INFLATED))]
 pub fn decode<'py>(data: &Bound<'py, PyAny>, max_inflated: usize) -> PyResult<Bound<'py, PyAny>> {

@@ -574,6 +574,8 @@ fn encode_spliced<'py>(
 }
 
 /// `encode(term, *, compressed=False) -> bytes`: the term as a standalone external term.
+///
+/// Example: `encode((Atom("ok"), [1, 2]))` is `{ok, [1, 2]}` for `binary_to_term/1`.
 #[pyfunction]
 #[pyo3(signature = (term, *, compressed = None))]
 pub fn encode<'py>(
