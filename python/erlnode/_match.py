@@ -44,10 +44,22 @@ class GenCast(NamedTuple):
     request: Any
 
 
+#: Builds a NamedTuple without its Python-level constructor (as `namedtuple._make` does):
+#: `gen_message` runs for every message a server gets.
+_new_tuple = tuple.__new__
+
+
 def gen_message(msg: Any) -> Union[GenCall, GenCast, None]:
     """The gen_server call or cast that `msg` is; None for any other message (an info)."""
-    if is_tuple(msg, 3) and is_atom(msg[0], "$gen_call") and is_tuple(msg[1], 2):
-        return GenCall(msg[1][0], msg[1][1], msg[2])
-    if is_tuple(msg, 2) and is_atom(msg[0], "$gen_cast"):
-        return GenCast(msg[1])
+    if not isinstance(msg, tuple) or not msg:
+        return None
+    kind = msg[0]
+    if not isinstance(kind, Atom):
+        return None
+    if kind == "$gen_call" and len(msg) == 3:
+        from_ = msg[1]
+        if isinstance(from_, tuple) and len(from_) == 2:
+            return _new_tuple(GenCall, (from_[0], from_[1], msg[2]))
+    elif kind == "$gen_cast" and len(msg) == 2:
+        return _new_tuple(GenCast, (msg[1],))
     return None

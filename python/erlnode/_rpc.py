@@ -66,7 +66,7 @@ def monitor_send_await(
     answer: Callable[[NativeMailbox, Any, Reference], Any],
     down: Callable[[Any], Exception],
     timeout: Optional[float],
-    no_answer: str,
+    no_answer: Callable[[], str],
 ) -> Any:
     """A request and its answer, as `gen:call` does it: from a temporary mailbox, monitors
     `dest`, sends it `request(pid, ref)` and waits for the first message that
@@ -74,7 +74,7 @@ def monitor_send_await(
 
     The monitor's DOWN before the answer (`dest` does not exist, died, or its node cannot be
     reached) raises `down(reason)`; no answer within `timeout` seconds (None: wait forever)
-    raises `TimeoutError("<no_answer> within <timeout>s")`.
+    raises `TimeoutError("<no_answer()> within <timeout>s")` (made only then: a repr costs).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     mbox = native.mailbox(None, None)
@@ -85,7 +85,7 @@ def monitor_send_await(
             try:
                 msg = mbox.receive(_remaining(deadline))
             except TimeoutError:
-                raise TimeoutError(f"{no_answer} within {timeout}s") from None
+                raise TimeoutError(f"{no_answer()} within {timeout}s") from None
             result = answer(mbox, msg, ref)
             if result is not NO_ANSWER:
                 mbox.demonitor(ref)
@@ -113,7 +113,7 @@ def rpc_call(
         _rex_answer,
         _rex_down,
         timeout,
-        f"rpc {module}:{function}/{len(args)} on {node}: no answer",
+        lambda: f"rpc {module}:{function}/{len(args)} on {node}: no answer",
     )
     return interpret_rpc_result(result)
 
@@ -165,7 +165,7 @@ def gen_call(native: NativeNode, dest: Any, request: Any, timeout: Optional[floa
             reason, f"call to {dest!r} failed: the server exited ({reason!r})"
         ),
         timeout,
-        f"call to {dest!r}: no reply",
+        lambda: f"call to {dest!r}: no reply",
     )
 
 
