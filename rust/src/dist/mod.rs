@@ -4,10 +4,12 @@
 //! - [`flags`]: the capability flags and what we require of a peer.
 //! - [`handshake`]: the version-6 handshake as initiator and acceptor (the only I/O here).
 //! - [`control`]: control messages as a Rust enum.
+//! - [`framing`]: connected-phase frames: the length prefix, ticks, the size cap.
 //! - [`packet`]: parsing and building connected-phase frames (atom cache, fragments).
 
 pub mod control;
 pub mod flags;
+pub mod framing;
 pub mod handshake;
 pub mod packet;
 

@@ -216,6 +216,7 @@ impl PyNode {
             handshake_timeout: to_duration(handshake_timeout)?,
             listen,
             epmd_port,
+            ..NodeConfig::default()
         };
         let node = py.detach(|| Node::start(config)).map_err(node_error)?;
         Ok(PyNode {
