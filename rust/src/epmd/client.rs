@@ -303,7 +303,7 @@ mod tests {
     use super::*;
     use crate::epmd::proto::{NODE_TYPE_HIDDEN, NODE_TYPE_NORMAL};
     use crate::epmd::server::EmbeddedEpmd;
-    use crate::epmd::test_support::{eventually, free_port, random_name, spawn_or_skip};
+    use crate::test_support::{eventually, free_port, random_name, spawn_or_skip};
     use std::net::Ipv4Addr;
     use std::process::Command;
     use tokio::net::TcpListener;

@@ -366,7 +366,7 @@ mod tests {
     use super::*;
     use crate::epmd::client::{self, names, port_please, register, TIMEOUT};
     use crate::epmd::proto::{NODE_TYPE_NORMAL, PORT2_RESP};
-    use crate::epmd::test_support::{eventually, random_name, spawn_or_skip};
+    use crate::test_support::{eventually, random_name, spawn_or_skip};
     use std::net::Ipv4Addr;
     use std::process::Command;
 
