@@ -11,9 +11,6 @@ pub mod flags;
 pub mod handshake;
 pub mod packet;
 
-#[cfg(test)]
-mod otp_tests;
-
 pub use control::{Control, ProcRef};
 pub use handshake::{
     accept, initiate, Arbiter, Connected, HandshakeConfig, HandshakeError, LengthPrefix, PeerState,
