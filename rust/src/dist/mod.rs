@@ -2,9 +2,14 @@
 //! frames. <https://www.erlang.org/doc/apps/erts/erl_dist_protocol.html>
 //!
 //! - [`flags`]: the capability flags and what we require of a peer.
-//! - [`handshake`]: the version-6 handshake as initiator and acceptor (the only I/O here).
+//! - [`handshake`]: the version-6 handshake as initiator and acceptor (the only I/O here):
+//!   its messages, and the exchange that drives them over a stream.
 //! - [`control`]: control messages as a Rust enum.
-//! - [`packet`]: parsing and building connected-phase frames (atom cache, fragments).
+//! - [`packet`]: connected-phase frames, parsed ([`Receiver`]) and built ([`Sender`]), each
+//!   half with its own atom cache and fragments.
+//!
+//! `dist` depends on `etf` only. The tests against a real `erl`, which need EPMD as well, are
+//! the integration test `rust/tests/otp.rs`.
 
 pub mod control;
 pub mod flags;
