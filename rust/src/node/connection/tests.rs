@@ -155,9 +155,7 @@ fn node_pair() -> (crate::node::Node, crate::node::Node) {
 }
 
 fn body(term: &Term) -> Bytes {
-    let mut out = Vec::new();
-    crate::etf::encode_term_body(term, &mut out);
-    Bytes::from(out)
+    Bytes::from(crate::etf::term_body(term))
 }
 
 #[test]
