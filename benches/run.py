@@ -8,7 +8,7 @@ Jinterface remote (benches/jinterface/BenchRemote.java, compiled here with javac
 OtpErlang.jar of Debian's erlang-jinterface) and an erldistpy remote
 (benches/erldistpy_remote.py; erldistpy can only connect out, so that remote connects to the
 driver nodes). A peer that is not installed is named and left out of the table. Every
-workload of /work/shared/workloads.md runs against every contender, interleaved (A B C, then
+workload of benches/WORKLOADS.md runs against every contender, interleaved (A B C, then
 B C A, C A B, …), and each figure is the median of the runs. W2 runs twice: as is, and with one
 core kept busy by a CPU-bound process (`busy_core`), where no vCPU halts between two round trips
 and the figure no longer depends on the VM's wake-ups. Also measured: erlnode ⇄ erlnode W1 (a
