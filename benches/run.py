@@ -657,8 +657,8 @@ def targets(
     lines += [
         "",
         "A ratio within about 0.1 of its target is inside this machine's run-to-run noise (see the "
-        "spread table and the history of full runs below); `benches/ab.py` decides smaller "
-        "differences.",
+        "spread table below, and the earlier full runs in `docs/benchmarks-history.md`); "
+        "`tools/ab.py` decides smaller differences.",
     ]
     return lines
 
