@@ -67,8 +67,8 @@ lint: $(VENV)/.tools
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --features python -- -D warnings
-	$(VPY) -m ruff check python tests benches examples scripts
-	$(VPY) -m ruff format --check python tests benches examples scripts
+	$(VPY) -m ruff check python tests benches examples scripts tools
+	$(VPY) -m ruff format --check python tests benches examples scripts tools
 	$(VPY) -m mypy python
 
 clean:
