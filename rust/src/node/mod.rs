@@ -24,6 +24,8 @@ mod peers;
 pub mod process;
 mod registration;
 pub mod runtime;
+#[cfg(test)]
+mod testing;
 pub mod transport;
 pub mod wake;
 

@@ -3,13 +3,14 @@
 //! Messages for a peer still being connected to wait, in order, until it is up.
 
 use super::connection::{self, Connection};
-use super::transport::Stream;
+use super::transport::{tls, Accepted, ConnectError, Stream};
 use super::{lock, names, Inner, Process};
 use crate::dist::control::Control;
 use crate::dist::flags;
 use crate::dist::handshake::{self, Arbiter, HandshakeConfig, HandshakeError, PeerState};
 use crate::epmd;
 use crate::etf::Atom;
+use rustls::pki_types::CertificateDer;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,7 +113,7 @@ impl Inner {
     }
 
     /// Looks `peer` up with the EPMD of its host, connects and completes the handshake.
-    async fn dial(self: &Arc<Self>, peer: &Atom) -> Result<(), DialError> {
+    pub(super) async fn dial(self: &Arc<Self>, peer: &Atom) -> Result<(), DialError> {
         let (alive, host) = names::split(peer.as_str());
         if alive.is_empty() || host.is_empty() {
             return Err(DialError::Failed(format!(
@@ -127,17 +128,23 @@ impl Inner {
             .map_err(|e| fail(format!("cannot look up {peer}: {e}")))?
             .ok_or_else(|| fail(format!("{peer} is not registered with EPMD on {host}")))?;
         let addr = SocketAddr::new(ip, info.port);
-        let stream = self
-            .config
-            .transport
-            .connect(addr, self.config.handshake_timeout)
+        let transport = &self.config.transport;
+        let stream = match transport
+            .connect(addr, host, self.config.handshake_timeout)
             .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::TimedOut => {
-                    fail(format!("connecting to {peer} at {addr} timed out"))
-                }
-                _ => fail(format!("cannot connect to {peer} at {addr}: {e}")),
-            })?;
+        {
+            Ok(stream) => stream,
+            Err(ConnectError::Unreachable(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(fail(format!("connecting to {peer} at {addr} timed out")));
+            }
+            Err(ConnectError::Unreachable(e)) => {
+                return Err(fail(format!("cannot connect to {peer} at {addr}: {e}")));
+            }
+            Err(ConnectError::Refused(why)) => {
+                log::warn!("TLS handshake with {peer} failed: {why}");
+                return Err(fail(format!("TLS handshake with {peer} failed: {why}")));
+            }
+        };
         self.initiate(stream, peer).await
     }
 
@@ -175,11 +182,19 @@ impl Inner {
         Ok(())
     }
 
-    /// The acceptor's side of the handshake over `stream` (which came from `from`), then the
-    /// connection is installed.
-    pub(crate) async fn accept(self: &Arc<Self>, mut stream: Stream, from: &str) {
+    /// The acceptor's side of the handshake over the accepted stream (which came from
+    /// `from`), then the connection is installed.
+    pub(crate) async fn accept(self: &Arc<Self>, accepted: Accepted, from: &str) {
+        let Accepted {
+            mut stream,
+            certificate,
+        } = accepted;
         let config = self.handshake_config();
-        match handshake::accept(&mut stream, &config, &**self).await {
+        let gate = Gate {
+            node: self,
+            certificate,
+        };
+        match handshake::accept(&mut stream, &config, &gate).await {
             Ok(connected) => {
                 let peer = Atom::new(&connected.peer_name);
                 self.install(stream, peer, connected.peer_creation, connected.flags);
@@ -314,6 +329,7 @@ impl Inner {
 }
 
 /// Why dialing a peer did not give a connection.
+#[derive(Debug)]
 pub(crate) enum DialError {
     /// The peer's simultaneous attempt wins; it completes the connection.
     LostRace,
@@ -350,11 +366,32 @@ pub(super) async fn accept_loop(node: Arc<Inner>, listener: TcpListener) {
         };
         let node = node.clone();
         tokio::spawn(async move {
-            match node.config.transport.accept(tcp).await {
-                Ok(stream) => node.accept(stream, &addr.to_string()).await,
-                Err(e) => log::warn!("refused a connection from {addr}: {e}"),
+            let timeout = node.config.handshake_timeout;
+            match node.config.transport.accept(tcp, timeout).await {
+                Ok(accepted) => node.accept(accepted, &addr.to_string()).await,
+                Err(why) => log::warn!("refused a connection from {addr}: {why}"),
             }
         });
+    }
+}
+
+/// What the acceptor's handshake asks of the node about one incoming peer: whether it may
+/// connect at all (the host its certificate names), then where the node stands with it.
+struct Gate<'a> {
+    node: &'a Inner,
+    certificate: Option<CertificateDer<'static>>,
+}
+
+impl Arbiter for Gate<'_> {
+    fn incoming(&self, peer_name: &str) -> PeerState {
+        let host = names::split(peer_name).1;
+        if let Some(certificate) = &self.certificate {
+            if !tls::certificate_names(certificate, host) {
+                log::warn!("refused {peer_name}: its certificate does not name the host {host}");
+                return PeerState::Refused;
+            }
+        }
+        self.node.incoming(peer_name)
     }
 }
 

@@ -110,6 +110,12 @@ impl Connection {
         pushed
     }
 
+    /// Whether the fast paths run on a raw socket (plain TCP), or every byte goes through the
+    /// stream's Tokio halves (TLS, test transports).
+    pub fn has_raw_socket(&self) -> bool {
+        self.input.socket.is_some()
+    }
+
     pub fn has_flag(&self, flag: u64) -> bool {
         self.flags & flag != 0
     }

@@ -8,6 +8,7 @@ use crate::dist::flags;
 use crate::dist::framing::{MAX_FRAME, TICK};
 use crate::dist::packet::Sender;
 use crate::etf::{Pid, Term};
+use crate::node::testing::node_pair;
 use std::io::Write;
 
 fn tcp_pair() -> (std::net::TcpStream, std::net::TcpStream) {
@@ -133,27 +134,6 @@ fn an_oversized_frame_ends_the_connection() {
     assert!(error.starts_with("bad frame"), "{error}");
 }
 
-/// Two nodes of this process on loopback, sharing a private EPMD (the first serves it).
-fn node_pair() -> (crate::node::Node, crate::node::Node) {
-    use crate::node::{Node, NodeConfig};
-    let epmd_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let suffix = std::process::id() ^ (Instant::now().elapsed().subsec_nanos());
-    let start = |alive: &str| {
-        Node::start(NodeConfig {
-            name: Some(format!("{alive}_{suffix}")),
-            cookie: Some("lease-test".to_string()),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            epmd_port: Some(epmd_port),
-            ..NodeConfig::default()
-        })
-        .expect("node starts")
-    };
-    (start("lease_a"), start("lease_b"))
-}
-
 fn body(term: &Term) -> Bytes {
     Bytes::from(crate::etf::term_body(term))
 }
@@ -209,7 +189,13 @@ fn two_nodes_talk_over_a_pipe_that_is_not_tcp() {
     let (a_inner, b_inner, b_name) = (a.inner().clone(), b.inner().clone(), b.name());
     a.runtime().spawn(async move {
         b_inner
-            .accept(Stream::other(b_end), "an in-memory pipe")
+            .accept(
+                crate::node::transport::Accepted {
+                    stream: Stream::other(b_end),
+                    certificate: None,
+                },
+                "an in-memory pipe",
+            )
             .await
     });
     let dialed = a
@@ -230,7 +216,7 @@ fn two_nodes_talk_over_a_pipe_that_is_not_tcp() {
         Some(crate::node::Peer::Up(conn)) => conn.clone(),
         _ => panic!("a has a connection to b"),
     };
-    assert!(conn.input.socket.is_none());
+    assert!(!conn.has_raw_socket());
     drop(conn);
 
     let inbox_a = a.spawn_process(Some("inbox")).unwrap();

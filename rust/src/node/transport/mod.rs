@@ -4,16 +4,22 @@
 //! A transport connects (with a timeout, `TCP_NODELAY` set), accepts, tells the handshake its
 //! length prefix, and says whether a raw socket lies under the stream: plain TCP has one, and
 //! the connection then uses its fast paths (writes from the sending thread, reads from a
-//! receiving thread, peeking; see [`super::connection`]). Any other stream (TLS, the test
+//! receiving thread, peeking; see [`super::connection`]). Any other stream ([`tls`], the test
 //! transports) is read and written through Tokio alone, by the same framing.
 
+#[cfg(test)]
+mod tests;
+pub mod tls;
+
 use crate::dist::handshake::LengthPrefix;
+use rustls::pki_types::CertificateDer;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tls::Tls;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -116,25 +122,55 @@ pub enum Transport {
     /// `inet_tcp_dist`: plain TCP, 2-byte handshake length prefixes.
     #[default]
     Tcp,
+    /// `inet_tls_dist`: TLS over TCP, 4-byte length prefixes from the first byte.
+    Tls(Arc<Tls>),
+}
+
+/// A connection a peer opened, ready for the distribution handshake.
+pub struct Accepted {
+    pub stream: Stream,
+    /// The certificate the peer showed (TLS with client certificates): the node it claims to
+    /// be must be on a host the certificate names.
+    pub certificate: Option<CertificateDer<'static>>,
+}
+
+/// Why a connection to a peer could not be opened.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// Nothing answered, or the TCP connection failed: the peer is not there.
+    Unreachable(io::Error),
+    /// The peer answered but the transport's own handshake (TLS) failed: worth a warning.
+    Refused(String),
 }
 
 impl Transport {
-    /// The length prefix of handshake messages on this transport (TLS distribution uses 4
-    /// bytes from the first byte on).
+    /// The length prefix of handshake messages on this transport.
     pub fn length_prefix(&self) -> LengthPrefix {
         match self {
             Transport::Tcp => LengthPrefix::U16,
+            Transport::Tls(_) => LengthPrefix::U32,
         }
     }
 
-    /// Opens a stream to the node listening at `addr`, within `timeout`.
-    pub async fn connect(&self, addr: SocketAddr, timeout: Duration) -> io::Result<Stream> {
+    /// Opens a stream to the node on `host` listening at `addr`; each step (the TCP
+    /// connection, the TLS handshake) within `timeout`.
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        host: &str,
+        timeout: Duration,
+    ) -> Result<Stream, ConnectError> {
         let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "timed out"))??;
-        tcp.set_nodelay(true)?;
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "timed out"))
+            .and_then(|connected| connected)
+            .and_then(|tcp| tcp.set_nodelay(true).map(|()| tcp))
+            .map_err(ConnectError::Unreachable)?;
         match self {
             Transport::Tcp => Ok(Stream::Tcp(tcp)),
+            Transport::Tls(tls) => within(timeout, tls.connect(tcp, host))
+                .await
+                .map_err(|e| ConnectError::Refused(tls::describe(&e))),
         }
     }
 
@@ -143,12 +179,29 @@ impl Transport {
         TcpListener::bind(addr).await
     }
 
-    /// Turns a connection taken from the listener into a stream, ready for the handshake.
-    /// Runs in the connection's own task, so a slow peer holds up no one else.
-    pub async fn accept(&self, tcp: TcpStream) -> io::Result<Stream> {
-        tcp.set_nodelay(true)?;
+    /// Turns a connection taken from the listener into a stream, ready for the distribution
+    /// handshake; the TLS handshake within `timeout`. Runs in the connection's own task, so
+    /// a slow peer holds up no one else. The error says why, in words.
+    pub async fn accept(&self, tcp: TcpStream, timeout: Duration) -> Result<Accepted, String> {
+        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
         match self {
-            Transport::Tcp => Ok(Stream::Tcp(tcp)),
+            Transport::Tcp => Ok(Accepted {
+                stream: Stream::Tcp(tcp),
+                certificate: None,
+            }),
+            Transport::Tls(tls) => within(timeout, tls.accept(tcp))
+                .await
+                .map_err(|e| format!("TLS handshake failed: {}", tls::describe(&e))),
         }
     }
+}
+
+/// `step`, or a `TimedOut` error once `timeout` has passed.
+async fn within<T>(
+    timeout: Duration,
+    step: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    tokio::time::timeout(timeout, step)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "timed out"))?
 }
