@@ -10,7 +10,7 @@ use std::time::Duration;
 pub const DEFAULT_TICKTIME: Duration = Duration::from_secs(60);
 
 /// How to start a node.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct NodeConfig {
     /// `alive` (short name on this host), `alive@host` (long name when host has a dot), or
     /// None for a name assigned by the first peer (NAME_ME).
@@ -28,6 +28,40 @@ pub struct NodeConfig {
     pub epmd_port: Option<u16>,
     /// What carries the distribution connections.
     pub transport: Transport,
+    /// Who may connect, as `net_kernel:allow/1` takes it (see [`allows`]); empty: everyone.
+    pub allowed_nodes: Vec<String>,
+}
+
+/// The cookie is left out: it must never reach a log line.
+impl std::fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("name", &self.name)
+            .field("cookie", &self.cookie.as_ref().map(|_| "<hidden>"))
+            .field("hidden", &self.hidden)
+            .field("ticktime", &self.ticktime)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("listen", &self.listen)
+            .field("epmd_port", &self.epmd_port)
+            .field("transport", &self.transport)
+            .field("allowed_nodes", &self.allowed_nodes)
+            .finish()
+    }
+}
+
+/// Whether the node `peer` (`alive@host`) may connect under the allow list `allowed`, with
+/// `net_kernel:allow/1`'s meaning: an empty list lets everyone in; an entry is a full node
+/// name, a host (`"host"`: any node on it), or a name (`"alive@"`: on any host).
+pub fn allows(allowed: &[String], peer: &str) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let (alive, host) = super::names::split(peer);
+    allowed.iter().any(|entry| match entry.split_once('@') {
+        None => entry == host,
+        Some((name, "")) => name == alive,
+        Some(_) => entry == peer,
+    })
 }
 
 impl Default for NodeConfig {
@@ -41,6 +75,7 @@ impl Default for NodeConfig {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
             epmd_port: None,
             transport: Transport::default(),
+            allowed_nodes: Vec::new(),
         }
     }
 }

@@ -29,6 +29,9 @@ mod testing;
 pub mod transport;
 pub mod wake;
 
+#[cfg(test)]
+mod tests;
+
 use crate::dist::control::Control;
 use crate::dist::flags;
 use crate::epmd;
@@ -92,6 +95,8 @@ pub struct Inner {
     node_watchers: Mutex<from_processes::NodeWatchers>,
     /// The process that SPAWN_REQUESTs are delivered to (the Python RPC server).
     spawn_handler: Mutex<Option<Pid>>,
+    /// Who may connect (`net_kernel:allow/1`); starts as the configuration's list.
+    allowed: RwLock<Vec<String>>,
     /// Ourselves, for tasks that need an owning handle.
     me: std::sync::Weak<Inner>,
 }
@@ -167,6 +172,7 @@ impl Node {
             listener: Mutex::new(None),
             node_watchers: Mutex::new(from_processes::NodeWatchers::default()),
             spawn_handler: Mutex::new(None),
+            allowed: RwLock::new(config.allowed_nodes.clone()),
             config,
         });
         if let Some(registration) = registration {
@@ -340,6 +346,31 @@ impl Node {
 
     pub fn make_ref(&self) -> Reference {
         self.inner.make_ref()
+    }
+
+    /// Adds to the nodes allowed to connect, as `net_kernel:allow/1` does (it never removes;
+    /// while the list is empty, everyone may connect). See [`config::allows`] for the
+    /// entries' forms.
+    pub fn allow(&self, nodes: &[String]) {
+        let mut allowed = self
+            .inner
+            .allowed
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        for node in nodes {
+            if !allowed.contains(node) {
+                allowed.push(node.clone());
+            }
+        }
+    }
+
+    /// The nodes allowed to connect (empty: everyone).
+    pub fn allowed(&self) -> Vec<String> {
+        self.inner
+            .allowed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The nodes we have live connections to.

@@ -4,7 +4,7 @@
 
 use super::connection::{self, Connection};
 use super::transport::{tls, Accepted, ConnectError, Stream};
-use super::{lock, names, Inner, Process};
+use super::{config, lock, names, Inner, Process};
 use crate::dist::control::Control;
 use crate::dist::flags;
 use crate::dist::handshake::{self, Arbiter, HandshakeConfig, HandshakeError, PeerState};
@@ -376,7 +376,8 @@ pub(super) async fn accept_loop(node: Arc<Inner>, listener: TcpListener) {
 }
 
 /// What the acceptor's handshake asks of the node about one incoming peer: whether it may
-/// connect at all (the host its certificate names), then where the node stands with it.
+/// connect at all (the allow list, and the host its certificate names), then where the node
+/// stands with it.
 struct Gate<'a> {
     node: &'a Inner,
     certificate: Option<CertificateDer<'static>>,
@@ -384,6 +385,12 @@ struct Gate<'a> {
 
 impl Arbiter for Gate<'_> {
     fn incoming(&self, peer_name: &str) -> PeerState {
+        let allowed = self.node.allowed.read().unwrap_or_else(|e| e.into_inner());
+        if !config::allows(&allowed, peer_name) {
+            log::warn!("refused a connection from disallowed node {peer_name}");
+            return PeerState::Refused;
+        }
+        drop(allowed);
         let host = names::split(peer_name).1;
         if let Some(certificate) = &self.certificate {
             if !tls::certificate_names(certificate, host) {

@@ -2,8 +2,8 @@
 //! node's part ([`HandshakeConfig`], [`Arbiter`]) and the ways a handshake fails.
 
 use super::messages::{
-    digest, frame, malformed, read_message, Challenge, ChallengeAck, ChallengeReply, Complement,
-    LengthPrefix, SendName, Status, MAX_MESSAGE,
+    digest, digest_matches, frame, malformed, read_message, Challenge, ChallengeAck,
+    ChallengeReply, Complement, LengthPrefix, SendName, Status, MAX_MESSAGE,
 };
 use crate::dist::flags;
 use std::fmt;
@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(7);
 
 /// What one side needs for a handshake.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HandshakeConfig {
     /// Our full node name `alive@host`; when `name_me` is set, only the host.
     pub name: String,
@@ -28,6 +28,21 @@ pub struct HandshakeConfig {
     /// As initiator: ask the acceptor to name us (`DFLAG_NAME_ME`).
     pub name_me: bool,
     pub length_prefix: LengthPrefix,
+}
+
+/// The cookie is left out: it must never reach a log line.
+impl fmt::Debug for HandshakeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandshakeConfig")
+            .field("name", &self.name)
+            .field("creation", &self.creation)
+            .field("cookie", &"<hidden>")
+            .field("flags", &self.flags)
+            .field("timeout", &self.timeout)
+            .field("name_me", &self.name_me)
+            .field("length_prefix", &self.length_prefix)
+            .finish()
+    }
 }
 
 impl HandshakeConfig {
@@ -290,7 +305,7 @@ where
         }
         Err(e) => return Err(e),
     };
-    if ack.digest != digest(&cfg.cookie, ours) {
+    if !digest_matches(&ack.digest, &digest(&cfg.cookie, ours)) {
         return Err(HandshakeError::CookieMismatch {
             node: peer.to_string(),
             detail: "wrong digest in the challenge ack",
@@ -428,7 +443,7 @@ where
     }
 
     let reply = ChallengeReply::decode(&recv(stream, cfg, "recv_challenge_reply").await?)?;
-    if reply.digest != digest(&cfg.cookie, ours) {
+    if !digest_matches(&reply.digest, &digest(&cfg.cookie, ours)) {
         return Err(HandshakeError::CookieMismatch {
             node: peer_name,
             detail: "wrong digest in the challenge reply",

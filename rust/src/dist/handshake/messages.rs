@@ -38,6 +38,13 @@ pub fn digest(cookie: &str, challenge: u32) -> [u8; 16] {
     md5.finalize().into()
 }
 
+/// Whether the digest a peer sent is `expected`, in time that does not depend on where they
+/// differ (the digest proves the cookie).
+pub fn digest_matches(received: &[u8; 16], expected: &[u8; 16]) -> bool {
+    use subtle::ConstantTimeEq;
+    received.ct_eq(expected).into()
+}
+
 /// A field-by-field reader over one message body.
 struct Fields<'a> {
     data: &'a [u8],
