@@ -323,6 +323,10 @@ pub(super) async fn read_stream<R: AsyncRead + Unpin>(
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // TLS: an OTP node that exits closes without TLS's close_notify.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return "closed by peer".to_string()
+            }
             Err(e) => return format!("read error: {e}"),
         }
     }
