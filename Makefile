@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: build test demo bench lint erlang cargo-test pytest clean
+.PHONY: build build-profiling test demo bench lint erlang cargo-test pytest clean
 
 $(VENV)/.tools: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ $(VENV)/.tools: pyproject.toml
 # Builds the extension in release mode into .venv (editable: python/ stays the source).
 build: $(VENV)/.tools
 	$(VPY) -m maturin develop --release -q
+
+# The same, with line-level debug info for profilers (the release wheel has none).
+build-profiling: $(VENV)/.tools
+	$(VPY) -m maturin develop --profile profiling -q
 
 # Erlang/OTP from Debian when `erl` is missing, and Elixir for the GenServer.call test.
 erlang:
@@ -33,7 +37,8 @@ cargo-test:
 pytest: build erlang
 	$(VPY) -m pytest -q
 
-test: build erlang cargo-test pytest
+# Lint first: a formatting or typing slip fails in seconds, not after the suite.
+test: lint build erlang cargo-test pytest
 
 demo: build erlang
 	$(VPY) examples/messenger/demo.py
@@ -63,8 +68,8 @@ lint: build
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --features python -- -D warnings
-	$(VPY) -m ruff check python tests benches examples scripts
-	$(VPY) -m ruff format --check python tests benches examples scripts
+	$(VPY) -m ruff check python tests benches examples scripts tools
+	$(VPY) -m ruff format --check python tests benches examples scripts tools
 	$(VPY) -m mypy python
 	$(VPY) -m mypy.stubtest erlnode._erlnode
 

@@ -1,6 +1,6 @@
 """Codec benchmark: erlnode against erlpack, earl-etf, erlang-py and the BEAM's own codec.
 
-Payloads C1/C2/C3 of /work/shared/workloads.md. Two ways to run it:
+Payloads C1/C2/C3 of benches/WORKLOADS.md. Two ways to run it:
 
 - ``python benches/bench_codec.py``: the side-by-side table. Contenders are interleaved
   (A B C ... A B C ...) over several rounds and the median is reported, with Erlang's

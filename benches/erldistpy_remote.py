@@ -1,4 +1,4 @@
-"""The erldistpy remote of the benchmark workloads (/work/shared/workloads.md): a peer measured
+"""The erldistpy remote of the benchmark workloads (benches/WORKLOADS.md): a peer measured
 in the same run and the same table as Erlang and erlnode.
 
 erldistpy (PyPI, pure Python, synchronous) is a client only: it connects out to a node and

@@ -14,7 +14,7 @@ threads hand messages to each other (the network operation), how many messages o
 finds can differ from a native run. `PYTHONHASHSEED=0` keeps Python's hashing identical
 between runs. Each pair is run `--runs` times and the median reported, with the spread.
 
-Operations (payloads of /work/shared/workloads.md):
+Operations (payloads of benches/WORKLOADS.md):
 
 - `encode`: `erlnode.encode(C1)`; `decode`: `erlnode.decode` of those bytes.
 - `send_receive`: `mbox.send(own_pid, (Atom('seq'), i, bytes(64)))` n times, then

@@ -1,4 +1,4 @@
-"""The erlnode remote of the benchmark workloads (/work/shared/workloads.md).
+"""The erlnode remote of the benchmark workloads (benches/WORKLOADS.md).
 
 Written with the public API as a user would write it. ``--mode`` picks how it takes messages:
 

@@ -8,7 +8,7 @@ Jinterface remote (benches/jinterface/BenchRemote.java, compiled here with javac
 OtpErlang.jar of Debian's erlang-jinterface) and an erldistpy remote
 (benches/erldistpy_remote.py; erldistpy can only connect out, so that remote connects to the
 driver nodes). A peer that is not installed is named and left out of the table. Every
-workload of /work/shared/workloads.md runs against every contender, interleaved (A B C, then
+workload of benches/WORKLOADS.md runs against every contender, interleaved (A B C, then
 B C A, C A B, …), and each figure is the median of the runs. W2 runs twice: as is, and with one
 core kept busy by a CPU-bound process (`busy_core`), where no vCPU halts between two round trips
 and the figure no longer depends on the VM's wake-ups. Also measured: erlnode ⇄ erlnode W1 (a
@@ -657,8 +657,8 @@ def targets(
     lines += [
         "",
         "A ratio within about 0.1 of its target is inside this machine's run-to-run noise (see the "
-        "spread table and the history of full runs below); `benches/ab.py` decides smaller "
-        "differences.",
+        "spread table below, and the earlier full runs in `docs/benchmarks-history.md`); "
+        "`tools/ab.py` decides smaller differences.",
     ]
     return lines
 

@@ -1,4 +1,4 @@
-%% The Erlang driver of the benchmark workloads (/work/shared/workloads.md).
+%% The Erlang driver of the benchmark workloads (benches/WORKLOADS.md).
 %%
 %% Started with `erl -sname ... -noshell -eval 'bench_driver:main()'`, it reads one request
 %% per stdin line (an Erlang term ending with a dot), runs it in a fresh process (so that

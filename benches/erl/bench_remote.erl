@@ -1,4 +1,4 @@
-%% The Erlang remote of the benchmark workloads (/work/shared/workloads.md): the baseline
+%% The Erlang remote of the benchmark workloads (benches/WORKLOADS.md): the baseline
 %% that every erlnode figure is compared with.
 %%
 %% Started with `erl -sname ... -noshell -eval 'bench_remote:start()'`; it registers `bench`,

@@ -1,4 +1,4 @@
-// The Jinterface remote of the benchmark workloads (/work/shared/workloads.md): a peer measured
+// The Jinterface remote of the benchmark workloads (benches/WORKLOADS.md): a peer measured
 // in the same run and the same table as Erlang and erlnode.
 //
 // Written the way a Jinterface user would: one OtpNode, one mailbox registered as `bench`, and

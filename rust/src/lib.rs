@@ -18,3 +18,6 @@ pub mod node;
 
 #[cfg(feature = "python")]
 mod py;
+
+#[cfg(test)]
+pub(crate) mod test_support;

@@ -2,23 +2,28 @@
 //! frames. <https://www.erlang.org/doc/apps/erts/erl_dist_protocol.html>
 //!
 //! - [`flags`]: the capability flags and what we require of a peer.
-//! - [`handshake`]: the version-6 handshake as initiator and acceptor (the only I/O here).
+//! - [`handshake`]: the version-6 handshake as initiator and acceptor (the only I/O here):
+//!   its messages, and the exchange that drives them over a stream.
 //! - [`control`]: control messages as a Rust enum.
-//! - [`packet`]: parsing and building connected-phase frames (atom cache, fragments).
+//! - [`framing`]: connected-phase frames: the length prefix, ticks, the size cap.
+//! - [`packet`]: what a frame's body holds, parsed ([`Receiver`]) and built ([`Sender`]):
+//!   distribution header, control message, atom cache, fragments.
+//!
+//! `dist` depends on `etf` only. The tests against a real `erl`, which need EPMD as well, are
+//! the integration test `rust/tests/otp.rs`.
 
 pub mod control;
 pub mod flags;
+pub mod framing;
 pub mod handshake;
 pub mod packet;
 
-#[cfg(test)]
-mod otp_tests;
-
 pub use control::{Control, ProcRef};
+pub use framing::TICK;
 pub use handshake::{
     accept, initiate, Arbiter, Connected, HandshakeConfig, HandshakeError, LengthPrefix, PeerState,
 };
-pub use packet::{Incoming, Payload, Receiver, Sender, TICK};
+pub use packet::{Incoming, Payload, Receiver, Sender};
 
 use std::fmt;
 

@@ -70,13 +70,10 @@ pub async fn register_or_serve(
 }
 
 #[cfg(test)]
-mod test_support;
-
-#[cfg(test)]
 mod tests {
     use super::*;
     use crate::epmd::client::TIMEOUT;
-    use crate::epmd::test_support::{eventually, free_port, random_name, spawn_or_skip};
+    use crate::test_support::{eventually, free_port, random_name, spawn_or_skip};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn register_or_serve_starts_one_server_and_shares_it() {

@@ -25,6 +25,14 @@ pub fn encode_term_body(term: &Term, out: &mut Vec<u8>) {
     )
 }
 
+/// The term without a version byte, in a new vector: the form a message body takes in a
+/// distribution frame.
+pub fn term_body(term: &Term) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    encode_term_body(term, &mut out);
+    out
+}
+
 fn encode_inner(term: &Term, out: &mut Vec<u8>) {
     match term {
         Term::Atom(a) => writer::atom(out, a.as_str()),

@@ -20,7 +20,7 @@ pub mod writer;
 mod tests;
 
 pub use decode::{decode, decode_with, DecodeOptions};
-pub use encode::{encode, encode_into, encode_term_body};
+pub use encode::{encode, encode_into, encode_term_body, term_body};
 pub use reader::DecodeError;
 pub use term::{Atom, BigInt, Fun, Pid, Port, Reference, Term};
 

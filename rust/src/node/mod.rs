@@ -1,105 +1,51 @@
-//! The node: its identity, its processes (mailboxes), its connections, and routing.
+//! The node: its identity, its processes (mailboxes), its peers, and routing between them.
 //!
-//! - [`process`]: a local process: message queue, links and monitors.
+//! - [`config`]: how a node is started (the defaults) and how its operations fail.
+//! - [`transport`]: what carries a connection (plain TCP today); the only place that opens
+//!   sockets for connections.
+//! - [`peers`]: connecting on demand, accepting, the handshake's outcome installed.
 //! - [`connection`]: the reader and writer tasks of one distribution connection.
+//! - [`from_peers`]: what the node does with the control messages peers send.
+//! - [`from_processes`]: the signals local processes send (links, monitors, exits).
+//! - [`process`]: a local process: message queue, links and monitors.
+//! - [`registration`]: the EPMD registration, held and renewed.
 //! - [`names`]: node names, host names and cookies as `erl` computes them.
 //! - [`runtime`]: the lazily created, fork-aware Tokio runtime.
+//! - [`wake`]: the descriptor that wakes an asyncio loop.
 //!
 //! Everything here is plain Rust: the Python layer drives it through [`Node`].
 
+pub mod config;
 pub mod connection;
-mod control_plane;
+mod from_peers;
+mod from_processes;
 pub mod names;
+mod peers;
 pub mod process;
+mod registration;
 pub mod runtime;
-mod signals;
+#[cfg(test)]
+mod testing;
+pub mod transport;
 pub mod wake;
+
+#[cfg(test)]
+mod tests;
 
 use crate::dist::control::Control;
 use crate::dist::flags;
-use crate::dist::handshake::{self, Arbiter, HandshakeConfig, HandshakeError, PeerState};
 use crate::epmd;
 use crate::etf::{Atom, Pid, Reference, Term};
-use connection::Connection;
+pub use config::{NodeConfig, NodeError, DEFAULT_TICKTIME};
+use peers::Peer;
 pub use process::{lock, Empty, Message, Process};
 use rustc_hash::FxHashMap;
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
-use tokio::sync::oneshot;
-
-/// How to start a node.
-#[derive(Clone, Debug)]
-pub struct NodeConfig {
-    /// `alive` (short name on this host), `alive@host` (long name when host has a dot), or
-    /// None for a name assigned by the first peer (NAME_ME).
-    pub name: Option<String>,
-    /// None: `~/.erlang.cookie`, as erl.
-    pub cookie: Option<String>,
-    pub hidden: bool,
-    /// `net_ticktime`: a peer silent this long is gone; we tick every quarter of it.
-    pub ticktime: Duration,
-    /// Time allowed for each handshake step (OTP's `net_setuptime`).
-    pub handshake_timeout: Duration,
-    /// Where to listen for connections (port 0: any).
-    pub listen: SocketAddr,
-    /// The EPMD port (None: `ERL_EPMD_PORT` or 4369).
-    pub epmd_port: Option<u16>,
-}
-
-impl Default for NodeConfig {
-    fn default() -> Self {
-        NodeConfig {
-            name: None,
-            cookie: None,
-            hidden: true,
-            ticktime: Duration::from_secs(60),
-            handshake_timeout: Duration::from_secs(7),
-            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-            epmd_port: None,
-        }
-    }
-}
-
-/// Errors of node operations.
-#[derive(Debug)]
-pub enum NodeError {
-    /// Bad configuration (name, cookie).
-    Config(String),
-    /// The node is closed (or was made in the parent of a forked process).
-    Closed,
-    /// Could not reach or authenticate with a peer.
-    Connect(String),
-    /// EPMD registration failed.
-    Epmd(String),
-    Io(std::io::Error),
-    Timeout,
-}
-
-impl std::fmt::Display for NodeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            NodeError::Config(m) => write!(f, "{m}"),
-            NodeError::Closed => write!(f, "the node is closed"),
-            NodeError::Connect(m) => write!(f, "{m}"),
-            NodeError::Epmd(m) => write!(f, "{m}"),
-            NodeError::Io(e) => write!(f, "{e}"),
-            NodeError::Timeout => write!(f, "timed out"),
-        }
-    }
-}
-
-impl std::error::Error for NodeError {}
-
-impl From<std::io::Error> for NodeError {
-    fn from(e: std::io::Error) -> Self {
-        NodeError::Io(e)
-    }
-}
+pub use transport::{Stream, Transport};
 
 /// Where a message goes.
 #[derive(Clone, Debug)]
@@ -111,27 +57,14 @@ pub enum Dest {
     Remote(Atom, Atom),
 }
 
-/// A message waiting for a connection that is being set up.
-struct Queued {
-    control: Control,
-    payload: Option<bytes::Bytes>,
-}
-
-enum Link {
-    Connecting {
-        queue: Vec<Queued>,
-        waiters: Vec<oneshot::Sender<bool>>,
-    },
-    Up(Arc<Connection>),
-}
-
 #[derive(Default)]
 struct Table {
     // FxHash: pids are ours, and a peer can look names up but never add one, so a fast
     // hash without a random key is safe here (routing does a lookup per message).
     processes: FxHashMap<u32, Arc<Process>>,
     names: FxHashMap<Atom, Arc<Process>>,
-    links: HashMap<Atom, Link>,
+    /// Peers connected or being connected to.
+    peers: HashMap<Atom, Peer>,
 }
 
 struct Identity {
@@ -159,9 +92,11 @@ pub struct Inner {
     epmd_keeper: Mutex<Option<tokio::task::AbortHandle>>,
     embedded_epmd: Mutex<Option<epmd::EmbeddedEpmd>>,
     listener: Mutex<Option<tokio::task::AbortHandle>>,
-    node_watchers: Mutex<signals::NodeWatchers>,
+    node_watchers: Mutex<from_processes::NodeWatchers>,
     /// The process that SPAWN_REQUESTs are delivered to (the Python RPC server).
     spawn_handler: Mutex<Option<Pid>>,
+    /// Who may connect (`net_kernel:allow/1`); starts as the configuration's list.
+    allowed: RwLock<Vec<String>>,
     /// Ourselves, for tasks that need an owning handle.
     me: std::sync::Weak<Inner>,
 }
@@ -190,7 +125,7 @@ impl Node {
             flags |= flags::PUBLISHED;
         }
         let listener = if named {
-            Some(rt.block_on(TcpListener::bind(config.listen))?)
+            Some(rt.block_on(config.transport.listen(config.listen))?)
         } else {
             None
         };
@@ -235,17 +170,22 @@ impl Node {
             epmd_keeper: Mutex::new(None),
             embedded_epmd: Mutex::new(embedded),
             listener: Mutex::new(None),
-            node_watchers: Mutex::new(signals::NodeWatchers::default()),
+            node_watchers: Mutex::new(from_processes::NodeWatchers::default()),
             spawn_handler: Mutex::new(None),
+            allowed: RwLock::new(config.allowed_nodes.clone()),
             config,
         });
         if let Some(registration) = registration {
             let alive = names::split(&name).0.to_string();
-            let task = rt.spawn(keep_registered(Arc::downgrade(&inner), registration, alive));
+            let task = rt.spawn(registration::keep_registered(
+                Arc::downgrade(&inner),
+                registration,
+                alive,
+            ));
             *lock(&inner.epmd_keeper) = Some(task.abort_handle());
         }
         if let Some(listener) = listener {
-            let task = rt.spawn(accept_loop(inner.clone(), listener));
+            let task = rt.spawn(peers::accept_loop(inner.clone(), listener));
             *lock(&inner.listener) = Some(task.abort_handle());
         }
         Ok(Node { inner })
@@ -387,8 +327,8 @@ impl Node {
                 return Ok(());
             }
         };
-        let conn = match lock(&inner.table).links.get(node) {
-            Some(Link::Up(conn)) => Some(conn.clone()),
+        let conn = match lock(&inner.table).peers.get(node) {
+            Some(Peer::Up(conn)) => Some(conn.clone()),
             _ => None,
         };
         match conn {
@@ -408,12 +348,37 @@ impl Node {
         self.inner.make_ref()
     }
 
+    /// Adds to the nodes allowed to connect, as `net_kernel:allow/1` does (it never removes;
+    /// while the list is empty, everyone may connect). See [`config::allows`] for the
+    /// entries' forms.
+    pub fn allow(&self, nodes: &[String]) {
+        let mut allowed = self
+            .inner
+            .allowed
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        for node in nodes {
+            if !allowed.contains(node) {
+                allowed.push(node.clone());
+            }
+        }
+    }
+
+    /// The nodes allowed to connect (empty: everyone).
+    pub fn allowed(&self) -> Vec<String> {
+        self.inner
+            .allowed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The nodes we have live connections to.
     pub fn connected_nodes(&self) -> Vec<Atom> {
         lock(&self.inner.table)
-            .links
+            .peers
             .iter()
-            .filter(|(_, l)| matches!(l, Link::Up(_)))
+            .filter(|(_, l)| matches!(l, Peer::Up(_)))
             .map(|(n, _)| n.clone())
             .collect()
     }
@@ -421,8 +386,8 @@ impl Node {
     /// Closes the connection to `peer` (`erlang:disconnect_node/1`): links across it exit
     /// with `noconnection`, monitors fire. False if there was no connection.
     pub fn disconnect(&self, peer: &str) -> bool {
-        let conn = match lock(&self.inner.table).links.get(&Atom::new(peer)) {
-            Some(Link::Up(conn)) => conn.clone(),
+        let conn = match lock(&self.inner.table).peers.get(&Atom::new(peer)) {
+            Some(Peer::Up(conn)) => conn.clone(),
             _ => return false,
         };
         conn.shutdown();
@@ -486,6 +451,13 @@ impl Node {
 }
 
 impl Inner {
+    /// An owning handle on ourselves, from the table of a live node.
+    fn me(&self) -> Arc<Inner> {
+        self.me
+            .upgrade()
+            .expect("a node's state outlives its own methods")
+    }
+
     fn check_open(&self) -> Result<(), NodeError> {
         if self.is_closed() || runtime::fork_generation() != self.made_in {
             return Err(NodeError::Closed);
@@ -600,249 +572,6 @@ impl Inner {
         }
     }
 
-    /// Sends a control message to a node, connecting on demand.
-    pub(crate) fn send_remote(
-        self: &Inner,
-        node: &Atom,
-        control: Control,
-        payload: Option<bytes::Bytes>,
-    ) {
-        let mut table = lock(&self.table);
-        match table.links.get_mut(node) {
-            Some(Link::Up(conn)) => {
-                let conn = conn.clone();
-                drop(table);
-                conn.send(&control, payload.as_deref());
-            }
-            Some(Link::Connecting { queue, .. }) => queue.push(Queued { control, payload }),
-            None => {
-                if self.is_closed() {
-                    return;
-                }
-                table.links.insert(
-                    node.clone(),
-                    Link::Connecting {
-                        queue: vec![Queued { control, payload }],
-                        waiters: Vec::new(),
-                    },
-                );
-                drop(table);
-                self.spawn_connect(node.clone());
-            }
-        }
-    }
-
-    /// A receiver that resolves once connected to `node` (true) or failing (false).
-    fn connection_waiter(self: &Arc<Self>, node: &Atom) -> oneshot::Receiver<bool> {
-        let (tx, rx) = oneshot::channel();
-        let mut table = lock(&self.table);
-        match table.links.get_mut(node) {
-            Some(Link::Up(_)) => {
-                let _ = tx.send(true);
-            }
-            Some(Link::Connecting { waiters, .. }) => waiters.push(tx),
-            None => {
-                table.links.insert(
-                    node.clone(),
-                    Link::Connecting {
-                        queue: Vec::new(),
-                        waiters: vec![tx],
-                    },
-                );
-                drop(table);
-                self.spawn_connect(node.clone());
-            }
-        }
-        rx
-    }
-
-    fn spawn_connect(&self, peer: Atom) {
-        let me = self.me();
-        self.rt.spawn(async move {
-            match me.dial(&peer).await {
-                Ok(()) => {}
-                Err(DialError::LostRace) => me.lost_race(&peer),
-                Err(DialError::Failed(e)) => me.give_up_connecting(&peer, &e),
-            }
-        });
-    }
-
-    /// An owning handle on ourselves, from the table of a live node.
-    fn me(&self) -> Arc<Inner> {
-        self.me
-            .upgrade()
-            .expect("a node's state outlives its own methods")
-    }
-
-    async fn dial(self: &Arc<Self>, peer: &Atom) -> Result<(), DialError> {
-        let (alive, host) = names::split(peer.as_str());
-        if alive.is_empty() || host.is_empty() {
-            return Err(DialError::Failed(format!(
-                "{peer} is not a node name (alive@host)"
-            )));
-        }
-        let fail = DialError::Failed;
-        let ip = resolve(host).await.map_err(fail)?;
-        let epmd_port = self.config.epmd_port.unwrap_or_else(epmd::epmd_port);
-        let info = epmd::port_please(SocketAddr::new(ip, epmd_port), alive)
-            .await
-            .map_err(|e| fail(format!("cannot look up {peer}: {e}")))?
-            .ok_or_else(|| fail(format!("{peer} is not registered with EPMD on {host}")))?;
-        let addr = SocketAddr::new(ip, info.port);
-        let mut stream =
-            tokio::time::timeout(self.config.handshake_timeout, TcpStream::connect(addr))
-                .await
-                .map_err(|_| fail(format!("connecting to {peer} at {addr} timed out")))?
-                .map_err(|e| fail(format!("cannot connect to {peer} at {addr}: {e}")))?;
-        stream.set_nodelay(true).map_err(|e| fail(e.to_string()))?;
-        let config = self.handshake_config();
-        let connected = match handshake::initiate(&mut stream, &config, peer.as_str()).await {
-            Ok(c) => c,
-            Err(HandshakeError::LostRace { .. }) => return Err(DialError::LostRace),
-            Err(e) => {
-                // Refused by the peer (cookie, flags, policy): worth a warning, unlike a node
-                // that is simply not there.
-                log::warn!("handshake with {peer} failed: {e}");
-                return Err(DialError::Failed(e.to_string()));
-            }
-        };
-        if let Some((name, creation)) = &connected.our_name {
-            let mut identity = self.identity.write().unwrap_or_else(|e| e.into_inner());
-            identity.name = Atom::new(name);
-            identity.creation = *creation;
-            identity.named = true;
-            log::info!("the peer {peer} named this node {name}");
-        }
-        self.install(
-            stream,
-            peer.clone(),
-            connected.peer_creation,
-            connected.flags,
-        );
-        Ok(())
-    }
-
-    fn handshake_config(&self) -> HandshakeConfig {
-        let identity = self.identity.read().unwrap_or_else(|e| e.into_inner());
-        let name_me = !identity.named;
-        HandshakeConfig {
-            name: if name_me {
-                names::short_hostname()
-            } else {
-                identity.name.as_str().to_string()
-            },
-            creation: identity.creation,
-            cookie: self.cookie.clone(),
-            flags: if name_me {
-                self.flags | flags::NAME_ME
-            } else {
-                self.flags
-            },
-            timeout: self.config.handshake_timeout,
-            name_me,
-            length_prefix: handshake::LengthPrefix::U16,
-        }
-    }
-
-    /// Makes a connection that finished its handshake live, flushing what waited for it.
-    fn install(self: &Arc<Self>, stream: TcpStream, peer: Atom, peer_creation: u32, flags: u64) {
-        let tick = self.config.ticktime / 4;
-        let started = connection::start(
-            self,
-            stream,
-            peer.clone(),
-            peer_creation,
-            flags,
-            tick,
-            self.config.ticktime,
-        );
-        let conn = match started {
-            Ok(conn) => conn,
-            Err(e) => {
-                log::warn!("lost the connection to {peer} while setting it up: {e}");
-                return;
-            }
-        };
-        let mut table = lock(&self.table);
-        if self.is_closed() {
-            drop(table);
-            conn.shutdown();
-            return;
-        }
-        let previous = table.links.insert(peer.clone(), Link::Up(conn.clone()));
-        match previous {
-            Some(Link::Connecting { queue, waiters }) => {
-                for q in queue {
-                    conn.send(&q.control, q.payload.as_deref());
-                }
-                for w in waiters {
-                    let _ = w.send(true);
-                }
-            }
-            Some(Link::Up(old)) => {
-                log::warn!("replaced a connection to {peer} that was still up");
-                old.shutdown();
-            }
-            None => {}
-        }
-        drop(table);
-        log::info!("connected to {peer}");
-        self.node_event(&peer, true);
-    }
-
-    /// Our attempt lost a simultaneous-connect race: the peer's own connection is on its
-    /// way in and will take over the queue; give up only if it never arrives.
-    fn lost_race(&self, peer: &Atom) {
-        log::debug!("connection race with {peer}: keeping the incoming one");
-        let me = self.me();
-        let peer = peer.clone();
-        let wait = self.config.handshake_timeout * 2;
-        self.rt.spawn(async move {
-            tokio::time::sleep(wait).await;
-            me.give_up_connecting(&peer, "the incoming connection never completed");
-        });
-    }
-
-    fn give_up_connecting(&self, peer: &Atom, error: &str) {
-        let mut table = lock(&self.table);
-        if let Some(Link::Connecting { .. }) = table.links.get(peer) {
-            if let Some(Link::Connecting { queue, waiters }) = table.links.remove(peer) {
-                drop(table);
-                log::info!("cannot connect to {peer}: {error}");
-                if !queue.is_empty() {
-                    log::warn!(
-                        "dropped {} message(s) for unreachable node {peer}",
-                        queue.len()
-                    );
-                }
-                for w in waiters {
-                    let _ = w.send(false);
-                }
-                let processes: Vec<Arc<Process>> =
-                    lock(&self.table).processes.values().cloned().collect();
-                self.node_down(peer, &processes);
-            }
-        }
-    }
-
-    /// Called by the reader task when a connection ends.
-    fn connection_lost(&self, conn: &Arc<Connection>, reason: &str) {
-        let mut table = lock(&self.table);
-        let ours = matches!(table.links.get(&conn.peer), Some(Link::Up(c)) if Arc::ptr_eq(c, conn));
-        if ours {
-            table.links.remove(&conn.peer);
-        }
-        let processes: Vec<Arc<Process>> = table.processes.values().cloned().collect();
-        drop(table);
-        if !ours {
-            return;
-        }
-        if !self.is_closed() {
-            log::info!("connection to {} lost: {reason}", conn.peer);
-        }
-        self.node_down(&conn.peer, &processes);
-    }
-
     fn close(&self) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
@@ -854,12 +583,12 @@ impl Inner {
         if let Some(listener) = lock(&self.listener).take() {
             listener.abort();
         }
-        let links: Vec<Link> = lock(&self.table).links.drain().map(|(_, l)| l).collect();
-        for link in links {
-            match link {
+        let peers: Vec<Peer> = lock(&self.table).peers.drain().map(|(_, p)| p).collect();
+        for peer in peers {
+            match peer {
                 // Dropping the connection ends its writer once the queue is written.
-                Link::Up(conn) => conn.shutdown(),
-                Link::Connecting { waiters, .. } => {
+                Peer::Up(conn) => conn.shutdown(),
+                Peer::Connecting { waiters, .. } => {
                     for w in waiters {
                         let _ = w.send(false);
                     }
@@ -871,107 +600,6 @@ impl Inner {
         }
         if let Some(epmd) = lock(&self.embedded_epmd).take() {
             epmd.release();
-        }
-    }
-}
-
-/// Why dialing a peer did not give a connection.
-enum DialError {
-    /// The peer's simultaneous attempt wins; it completes the connection.
-    LostRace,
-    Failed(String),
-}
-
-async fn resolve(host: &str) -> Result<IpAddr, String> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(ip);
-    }
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
-        .await
-        .map_err(|e| format!("cannot resolve host {host}: {e}"))?
-        .collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or_else(|| addrs.first())
-        .map(|a| a.ip())
-        .ok_or_else(|| format!("host {host} has no address"))
-}
-
-/// Holds the EPMD registration for the node's life. If the EPMD goes away (the node that
-/// served it embedded exited, or `epmd` was killed), registers again, serving EPMD itself
-/// when nobody else does, so that peers can still find this node.
-async fn keep_registered(
-    node: std::sync::Weak<Inner>,
-    mut registration: epmd::Registration,
-    alive: String,
-) {
-    loop {
-        registration.closed().await;
-        let Some(inner) = node.upgrade() else { return };
-        if inner.is_closed() {
-            return;
-        }
-        log::warn!("the EPMD closed our registration; registering again");
-        let epmd_port = inner.config.epmd_port.unwrap_or_else(epmd::epmd_port);
-        let (port, hidden) = (inner.port, inner.config.hidden);
-        drop(inner);
-        loop {
-            match epmd::register_or_serve(epmd_port, &alive, port, hidden).await {
-                Ok((renewed, embedded)) => {
-                    registration = renewed;
-                    if let (Some(embedded), Some(inner)) = (embedded, node.upgrade()) {
-                        log::info!("now serving EPMD on port {epmd_port}");
-                        *lock(&inner.embedded_epmd) = Some(embedded);
-                    }
-                    break;
-                }
-                Err(e) => {
-                    log::warn!("cannot register with EPMD again: {e}");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    if node.upgrade().is_none_or(|n| n.is_closed()) {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-}
-
-async fn accept_loop(node: Arc<Inner>, listener: TcpListener) {
-    loop {
-        let (mut stream, addr) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                log::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let node = node.clone();
-        tokio::spawn(async move {
-            let _ = stream.set_nodelay(true);
-            let config = node.handshake_config();
-            match handshake::accept(&mut stream, &config, &*node).await {
-                Ok(connected) => {
-                    let peer = Atom::new(&connected.peer_name);
-                    node.install(stream, peer, connected.peer_creation, connected.flags);
-                }
-                Err(HandshakeError::LostRace { node }) => {
-                    log::debug!("connection race with {node}: keeping ours")
-                }
-                Err(e) => log::warn!("refused a connection from {addr}: {e}"),
-            }
-        });
-    }
-}
-
-impl Arbiter for Inner {
-    fn incoming(&self, peer_name: &str) -> PeerState {
-        match lock(&self.table).links.get(&Atom::new(peer_name)) {
-            None => PeerState::None,
-            Some(Link::Connecting { .. }) => PeerState::Pending,
-            Some(Link::Up(_)) => PeerState::Connected,
         }
     }
 }

@@ -183,11 +183,9 @@ mod tests {
     fn a_thread_started_under_another_policy_is_left_alone() {
         std::thread::spawn(|| {
             let param = libc::sched_param { sched_priority: 0 };
-            // SAFETY: this test thread's own policy.
-            assert_eq!(
-                unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) },
-                0
-            );
+            // SAFETY: sets this test thread's own policy, from a valid sched_param.
+            let set = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+            assert_eq!(set, 0);
             note_read(BULK_READ);
             note_read(100);
             // SAFETY: reads this thread's own policy.

@@ -100,6 +100,7 @@ impl PyNode {
             handshake_timeout,
             listen,
             epmd_port,
+            ..NodeConfig::default()
         };
         let node = py.detach(|| Node::start(config)).map_err(node_error)?;
         Ok(PyNode {

@@ -16,10 +16,10 @@ that a few rounds of any remote fall into, so a W5 difference under ~15 % means 
     git worktree add /tmp/ab-b <rev>
     python3 -m venv /tmp/ab-b/.venv && /tmp/ab-b/.venv/bin/pip install -q maturin
     (cd /tmp/ab-b && .venv/bin/maturin develop --release -q)
-    .venv/bin/python benches/ab.py --b-python /tmp/ab-b/.venv/bin/python [--mode plain]
+    .venv/bin/python tools/ab.py --b-python /tmp/ab-b/.venv/bin/python [--mode plain]
 
     # one build, two modes (is the callback mode within 0.8 of the plain loop?):
-    .venv/bin/python benches/ab.py --b-python .venv/bin/python --b-mode callback
+    .venv/bin/python tools/ab.py --b-python .venv/bin/python --b-mode callback
 
 Every process started here is stopped by its pid at the end, also on failure.
 """
@@ -33,7 +33,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+# The A/B runs on the machinery of benches/run.py (cluster, driver, workloads).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benches"))
 
 from run import (
     BENCHES,

@@ -11,7 +11,7 @@ Four views, each printed as a markdown section (and saved to benches/.results/pr
 3. py-spy (`--native`) on the remote during W1: the hottest frames (if py-spy is installed).
 4. perf on the remote during W1: the hottest symbols of every thread (if perf works).
 
-    .venv/bin/python benches/profile_w1.py [--n 200000] [--rounds 5]
+    .venv/bin/python benches/investigations/profile_w1.py [--n 200000] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+# run.py and the remotes are one folder up, in benches/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from py_remote import make_handler
 from run import PY, RESULTS, BenchError, Child, Cluster, Driver

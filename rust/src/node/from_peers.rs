@@ -1,10 +1,13 @@
-//! What the node does with each control message, and the signals a process's death sends.
+//! What comes from peers: each control message a connection receives (messages, links,
+//! monitors, exits, spawn requests, `net_kernel` requests), and a peer coming or going.
+//! The signals local processes send are in [`super::from_processes`].
 //!
 //! Runs on network threads: it routes bytes and small control terms, never Python objects.
 
 use super::connection::Connection;
+use super::from_processes::{down_message, exit_message};
 use super::{lock, Dest, Inner, Message, Process};
-use crate::dist::control::{Control, ExitSignal, MonitorExit, ProcRef};
+use crate::dist::control::{self, Control, ExitSignal, MonitorExit, ProcRef};
 use crate::dist::packet::{Incoming, Payload};
 use crate::etf::{Atom, Pid, Reference, Term};
 use std::sync::Arc;
@@ -220,77 +223,6 @@ impl Inner {
         );
     }
 
-    /// Closes a process and sends the exit signals and monitor messages its end causes.
-    pub(crate) fn close_process(&self, process: &Arc<Process>, reason: &Term) {
-        if !process.close() {
-            return;
-        }
-        {
-            let mut table = lock(&self.table);
-            table.processes.remove(&process.pid.id);
-            if let Some(name) = lock(&process.name).as_ref() {
-                if matches!(table.names.get(name), Some(p) if Arc::ptr_eq(p, process)) {
-                    table.names.remove(name);
-                }
-            }
-        }
-        let relations = std::mem::take(&mut *lock(&process.relations));
-        let me = &process.pid;
-        for linked in relations.links {
-            if self.is_local(&linked.node) {
-                if let Some(p) = self.local_process(&linked) {
-                    if lock(&p.relations).links.remove(me) {
-                        p.deliver(exit_message(me, reason.clone()));
-                    }
-                }
-            } else {
-                self.send_existing(
-                    &linked.node,
-                    Control::Exit(Box::new(ExitSignal {
-                        from: me.clone(),
-                        to: linked.clone(),
-                        reason: reason.clone(),
-                    })),
-                );
-            }
-        }
-        for (reference, (watcher, named)) in relations.monitored_by {
-            if self.is_local(&watcher.node) {
-                if let Some(p) = self.local_process(&watcher) {
-                    if lock(&p.relations).monitoring.remove(&reference).is_some() {
-                        p.deliver(down_message(&reference, named, reason.clone()));
-                    }
-                }
-            } else {
-                let from = match named {
-                    Term::Atom(name) => ProcRef::Name(name),
-                    _ => ProcRef::Pid(me.clone()),
-                };
-                self.send_existing(
-                    &watcher.node,
-                    Control::MonitorPExit(Box::new(MonitorExit {
-                        from,
-                        to: watcher.clone(),
-                        reference,
-                        reason: reason.clone(),
-                    })),
-                );
-            }
-        }
-    }
-
-    /// Sends a signal over a live connection only: a signal for a node we are not connected
-    /// to has nobody to reach.
-    pub(crate) fn send_existing(&self, node: &Atom, control: Control) {
-        let conn = match lock(&self.table).links.get(node) {
-            Some(super::Link::Up(c)) => Some(c.clone()),
-            _ => None,
-        };
-        if let Some(c) = conn {
-            c.send(&control, None);
-        }
-    }
-
     /// A connection is gone: links across it exit with `noconnection`, monitors fire.
     pub(crate) fn node_down(&self, peer: &Atom, processes: &[Arc<Process>]) {
         self.node_event(peer, false);
@@ -328,6 +260,64 @@ impl Inner {
             }
         }
     }
+
+    /// Delivers a spawn request, with its decoded argument list, to the handler, or refuses it
+    /// (`notsup`) when there is none.
+    pub(crate) fn spawn_request(&self, request: control::SpawnRequest, args: Term) {
+        let handler = lock(&self.spawn_handler)
+            .clone()
+            .and_then(|pid| self.local_process(&pid))
+            .filter(|p| !p.is_closed());
+        let Some(handler) = handler else {
+            self.send_remote(
+                &request.from.node.clone(),
+                Control::SpawnReply(Box::new(control::SpawnReply {
+                    req_id: request.req_id,
+                    to: request.from,
+                    flags: 0,
+                    result: Term::atom("notsup"),
+                })),
+                None,
+            );
+            return;
+        };
+        let message = Term::Tuple(vec![
+            Term::atom("$spawn_request"),
+            Term::Reference(request.req_id),
+            Term::Pid(request.from),
+            Term::Pid(request.group_leader),
+            Term::Tuple(vec![
+                Term::Atom(request.module),
+                Term::Atom(request.function),
+                Term::Int(i64::from(request.arity)),
+            ]),
+            request.opts,
+            args,
+        ]);
+        handler.deliver(Message::from_term(&message));
+    }
+
+    /// Tells node watchers that `node` came up or went down.
+    pub(crate) fn node_event(&self, node: &Atom, up: bool) {
+        let targets: Vec<Pid> = {
+            let mut watchers = lock(&self.node_watchers);
+            let mut targets = watchers.all.clone();
+            if !up {
+                targets.extend(watchers.one_shot.remove(node).unwrap_or_default());
+            }
+            targets
+        };
+        let tag = if up { "nodeup" } else { "nodedown" };
+        let message = Message::from_term(&Term::Tuple(vec![
+            Term::atom(tag),
+            Term::Atom(node.clone()),
+        ]));
+        for pid in targets {
+            if let Some(p) = self.local_process(&pid) {
+                p.deliver(message.clone());
+            }
+        }
+    }
 }
 
 fn to_message(payload: Payload) -> Message {
@@ -342,24 +332,4 @@ fn procref_term(target: &ProcRef) -> Term {
         ProcRef::Pid(p) => Term::Pid(p.clone()),
         ProcRef::Name(n) => Term::Atom(n.clone()),
     }
-}
-
-/// `{'EXIT', From, Reason}`.
-pub(crate) fn exit_message(from: &Pid, reason: Term) -> Message {
-    Message::from_term(&Term::Tuple(vec![
-        Term::atom("EXIT"),
-        Term::Pid(from.clone()),
-        reason,
-    ]))
-}
-
-/// `{'DOWN', Ref, process, Target, Reason}`.
-pub(crate) fn down_message(reference: &Reference, target: Term, reason: Term) -> Message {
-    Message::from_term(&Term::Tuple(vec![
-        Term::atom("DOWN"),
-        Term::Reference(reference.clone()),
-        Term::atom("process"),
-        target,
-        reason,
-    ]))
 }

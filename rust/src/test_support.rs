@@ -1,5 +1,8 @@
-//! Helpers shared by the EPMD tests: random names, free ports, child processes that are
-//! always killed (by pid) when the test ends, even on failure.
+//! Helpers shared by the tests: random names, free ports, child processes that are always
+//! killed (by pid) when the test ends, even on failure, and the rule for a missing program.
+//!
+//! The unit tests use it as `crate::test_support`; the integration tests under `rust/tests/`
+//! include this same file with `#[path]`, so it must not name `crate::` items.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

@@ -1,61 +1,40 @@
-//! Both handshake directions and frame parsing against a real `erl` (OTP 25+).
+//! Both handshake directions and frame parsing against a real `erl` (OTP 25+), through the
+//! crate's public API.
 //!
 //! Each test starts its own embedded EPMD on a free port and its own `erl` node with a random
 //! name and cookie (stopped on drop), pointed at that EPMD with `ERL_EPMD_PORT`, so nothing
 //! depends on a system `epmd` being up (a clean CI machine has none).
+//!
+//! A cargo integration test (not a unit test in `dist`) because it needs EPMD too, and `dist`
+//! does not depend on `epmd`.
 
-use super::handshake::{self, Arbiter, HandshakeConfig, PeerState};
-use super::packet::{Receiver, Sender, TICK};
-use super::{flags, Control};
-use crate::epmd::client::{self as epmd_client, Registration};
-use crate::epmd::server::EmbeddedEpmd;
-use crate::etf::decode::decode_term;
-use crate::etf::reader::Reader;
-use crate::etf::{self, Atom, Pid, Reference, Term};
+#[allow(dead_code)] // Not every helper is used here.
+#[path = "../src/test_support.rs"]
+mod test_support;
+
 use bytes::Bytes;
+use erlnode::dist::framing::TICK;
+use erlnode::dist::handshake::{self, Arbiter, HandshakeConfig, PeerState};
+use erlnode::dist::packet::{Receiver, Sender};
+use erlnode::dist::{flags, Control, ProcRef};
+use erlnode::epmd::client::{self as epmd_client, Registration};
+use erlnode::epmd::server::EmbeddedEpmd;
+use erlnode::etf::decode::decode_term;
+use erlnode::etf::reader::Reader;
+use erlnode::etf::{term_body, Atom, Pid, Reference, Term};
+use erlnode::node::names::short_hostname;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use test_support::{random_name, spawn_or_skip};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Whether `erl` can run here; without it the test is skipped, except under CI.
+/// Whether `erl` can run here; without it the test is skipped, except under CI (the rule of
+/// [`spawn_or_skip`]).
 fn have_erl() -> bool {
-    let found = Command::new("erl")
-        .args(["-noshell", "-eval", "halt()."])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "erl is not on PATH (required under CI)"
-        );
-        eprintln!("note: erl not found on PATH, skipping the OTP interop test");
-    }
-    found
-}
-
-fn random_suffix() -> String {
-    let mut raw = [0u8; 6];
-    getrandom::fill(&mut raw).unwrap();
-    raw.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The host part `-sname` uses: the short host name.
-fn short_host() -> String {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| {
-            Command::new("hostname")
-                .output()
-                .ok()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        })
-        .expect("host name");
-    name.trim().split('.').next().unwrap().to_string()
+    spawn_or_skip(Command::new("erl").args(["-noshell", "-eval", "halt()."])).is_some()
 }
 
 /// An `erl` node that is killed when dropped.
@@ -156,12 +135,6 @@ fn decode_payload(body: &Bytes, atoms: &[Atom]) -> Term {
     term
 }
 
-fn body_of(term: &Term) -> Vec<u8> {
-    let mut out = Vec::new();
-    etf::encode_term_body(term, &mut out);
-    out
-}
-
 struct Nobody;
 
 impl Arbiter for Nobody {
@@ -176,10 +149,10 @@ async fn initiate_to_erl_and_call_net_kernel() {
     if !have_erl() {
         return;
     }
-    let host = short_host();
-    let suffix = random_suffix();
+    let host = short_hostname();
+    let suffix = random_name("");
     let alive = format!("dist_peer_{suffix}");
-    let cookie = format!("cookie_{}", random_suffix());
+    let cookie = format!("cookie_{}", random_name(""));
     // An echo process, to bounce a large message back (fragments in both directions).
     // Registered before distribution starts, so it exists once erl is reachable.
     let echo = format!(
@@ -225,7 +198,7 @@ async fn initiate_to_erl_and_call_net_kernel() {
                 from: me.clone(),
                 to_name: Atom::new("net_kernel"),
             },
-            Some(&body_of(&request)),
+            Some(&term_body(&request)),
             &mut out,
         )
         .unwrap();
@@ -275,7 +248,7 @@ async fn initiate_to_erl_and_call_net_kernel() {
                 from: me.clone(),
                 to_name: Atom::new("echo"),
             },
-            Some(&body_of(&Term::tuple(vec![
+            Some(&term_body(&Term::tuple(vec![
                 Term::Pid(me.clone()),
                 big.clone(),
             ]))),
@@ -335,11 +308,11 @@ async fn accept_ping_from_erl() {
     if !have_erl() {
         return;
     }
-    let host = short_host();
-    let suffix = random_suffix();
+    let host = short_hostname();
+    let suffix = random_name("");
     let our_alive = format!("rust_acc_{suffix}");
     let our_node = format!("{our_alive}@{host}");
-    let cookie = format!("cookie_{}", random_suffix());
+    let cookie = format!("cookie_{}", random_name(""));
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -394,7 +367,7 @@ async fn accept_ping_from_erl() {
                                 from: me,
                                 to: from.clone(),
                             },
-                            Some(&body_of(&reply)),
+                            Some(&term_body(&reply)),
                             &mut out,
                         )
                         .unwrap();
@@ -418,7 +391,7 @@ async fn accept_ping_from_erl() {
     assert!(
         served
             .iter()
-            .any(|c| matches!(c, Control::MonitorP(m) if matches!(&m.target, super::ProcRef::Name(n) if n.as_str() == "net_kernel"))),
+            .any(|c| matches!(c, Control::MonitorP(m) if matches!(&m.target, ProcRef::Name(n) if n.as_str() == "net_kernel"))),
         "expected a MONITOR_P on net_kernel first: {served:?}"
     );
     let out = erl.wait_output(Duration::from_secs(10));

@@ -8,7 +8,8 @@ one side's whole receive, work and send, including its wake-up if it had gone to
 
 Needs tcpdump and the right to capture (root); prints one line per remote and condition:
 
-    .venv/bin/python benches/w2_wire.py [--remote erlang,plain] [--pings 30000] [--busy-core]
+    .venv/bin/python benches/investigations/w2_wire.py \
+        [--remote erlang,plain] [--pings 30000] [--busy-core]
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+# run.py and the remotes are one folder up, in benches/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from run import BenchError, Child, Cluster, Driver, busy_core
 

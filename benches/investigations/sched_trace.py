@@ -12,7 +12,8 @@ waker → wakee pair with:
 Tracing makes every context switch slower, so rates are lower than untraced runs; the pattern
 is what this is for. Needs perf and the right to trace the whole machine (root).
 
-    .venv/bin/python benches/sched_trace.py [--workload w1|w2] [--remote plain|erlang|...]
+    .venv/bin/python benches/investigations/sched_trace.py \
+        [--workload w1|w2] [--remote plain|erlang|...]
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+# run.py and the remotes are one folder up, in benches/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from run import Cluster, Driver
 from w2_wire import start_remote

@@ -1,0 +1,196 @@
+//! The sending side of a connection: an outbox that senders write through, and the writer
+//! task.
+//!
+//! A send is written to the socket by the sending thread itself when nothing is queued and
+//! the transport has a raw socket (no thread hop, so a reply leaves as soon as Python sends
+//! it); whatever the socket does not take at once, and the rest of a burst of sends, waits in
+//! the outbox for the writer task, which writes it in order, many frames per system call, and
+//! gives the socket back to direct writers once the queue is empty. The writer also sends a
+//! tick when nothing was written for a tick period.
+
+use super::LastSeen;
+use crate::dist::framing::TICK;
+use crate::node::lock;
+use crate::node::process;
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::sync::Notify;
+
+/// Sends closer together than this form a burst: after the first, they go through the
+/// writer task, which writes what piled up in one system call, instead of one write each.
+const BURST_GAP: Duration = Duration::from_micros(10);
+
+/// Queued frames smaller than this are copied into one buffer rather than queued one by one:
+/// the writer task then frees one buffer per batch instead of one allocation of the sending
+/// thread per frame (a free from another thread is glibc's slow path).
+const COALESCE_BELOW: usize = 4096;
+
+#[derive(Default)]
+struct Outbox {
+    /// Frames waiting for the writer task, in order, then `tail`.
+    queue: VecDeque<Bytes>,
+    /// The newest small frames, copied one after the other.
+    tail: BytesMut,
+    /// The writer task owns the socket until it has emptied the queue.
+    writer_busy: bool,
+    closed: bool,
+    /// When a sending thread last wrote to the socket itself.
+    last_direct: Option<Instant>,
+}
+
+impl Outbox {
+    fn enqueue(&mut self, frame: Bytes) {
+        if frame.len() < COALESCE_BELOW {
+            self.tail.extend_from_slice(&frame);
+            return;
+        }
+        if !self.tail.is_empty() {
+            let small = self.tail.split().freeze();
+            self.queue.push_back(small);
+        }
+        self.queue.push_back(frame);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty() && self.tail.is_empty()
+    }
+
+    /// Everything queued, in order.
+    fn take(&mut self) -> Vec<Bytes> {
+        let mut batch: Vec<Bytes> = self.queue.drain(..).collect();
+        if !self.tail.is_empty() {
+            batch.push(self.tail.split().freeze());
+        }
+        batch
+    }
+}
+
+/// What the senders and the writer task share.
+pub(super) struct Output {
+    outbox: Mutex<Outbox>,
+    wake_writer: Notify,
+    /// A second handle on the socket (plain TCP only) for writes from the sending thread.
+    /// None for transports whose every byte goes through the writer task.
+    direct: Option<Arc<std::net::TcpStream>>,
+    /// When anything was last written: ticks only fill silence.
+    last_write: LastSeen,
+}
+
+impl Output {
+    pub(super) fn new(direct: Option<Arc<std::net::TcpStream>>, epoch: Instant) -> Output {
+        Output {
+            outbox: Mutex::new(Outbox::default()),
+            wake_writer: Notify::new(),
+            direct,
+            last_write: LastSeen::new(epoch),
+        }
+    }
+
+    /// Writes or queues frames, keeping their order. False once the connection is closed.
+    pub(super) fn push(&self, frames: impl IntoIterator<Item = Bytes>) -> bool {
+        let mut out = lock(&self.outbox);
+        if out.closed {
+            return false;
+        }
+        let mut frames = frames.into_iter();
+        let now = Instant::now();
+        let in_burst = out
+            .last_direct
+            .is_some_and(|t| now.duration_since(t) < BURST_GAP);
+        if !out.writer_busy && out.is_empty() && !in_burst {
+            out.last_direct = Some(now);
+            if let Some(socket) = &self.direct {
+                for frame in frames.by_ref() {
+                    let written = write_some(socket, &frame);
+                    if written < frame.len() {
+                        out.enqueue(frame.slice(written..));
+                        break;
+                    }
+                }
+                self.last_write.touch();
+            }
+        }
+        for frame in frames {
+            out.enqueue(frame);
+        }
+        if !out.is_empty() && !out.writer_busy {
+            out.writer_busy = true;
+            self.wake_writer.notify_one();
+        }
+        true
+    }
+
+    pub(super) fn close(&self) {
+        lock(&self.outbox).closed = true;
+        self.wake_writer.notify_one();
+    }
+}
+
+/// Writes what the socket takes now, without blocking (the socket is non-blocking: Tokio
+/// owns it).
+fn write_some(mut socket: &std::net::TcpStream, frame: &[u8]) -> usize {
+    let mut written = 0;
+    while written < frame.len() {
+        match socket.write(&frame[written..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                written += n;
+                process::note_write();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // WouldBlock: the writer task goes on; other errors: the reader sees the close.
+            Err(_) => break,
+        }
+    }
+    written
+}
+
+/// The writer task: writes what the outbox holds, ticks when idle, and shuts the stream's
+/// write side once the outbox is closed and empty.
+pub(super) async fn write_loop<W: AsyncWrite>(writer: W, output: Arc<Output>, tick: Duration) {
+    let out = BufWriter::with_capacity(64 * 1024, writer);
+    let mut out = std::pin::pin!(out);
+    loop {
+        let idle = output.last_write.elapsed();
+        if idle >= tick {
+            output.push([Bytes::from_static(&TICK)]);
+        }
+        let wait = tick
+            .saturating_sub(idle.min(tick))
+            .max(Duration::from_millis(10));
+        tokio::select! {
+            _ = output.wake_writer.notified() => {}
+            _ = tokio::time::sleep(wait) => continue,
+        }
+        loop {
+            let (batch, closed) = {
+                let mut outbox = lock(&output.outbox);
+                if outbox.is_empty() {
+                    outbox.writer_busy = false;
+                }
+                let batch = outbox.take();
+                (batch, outbox.closed)
+            };
+            if batch.is_empty() {
+                if closed {
+                    let _ = out.shutdown().await;
+                    return;
+                }
+                break;
+            }
+            for frame in batch {
+                if out.write_all(&frame).await.is_err() {
+                    return;
+                }
+            }
+            if out.flush().await.is_err() {
+                return;
+            }
+            output.last_write.touch();
+        }
+    }
+}
