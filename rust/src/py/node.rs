@@ -100,7 +100,7 @@ impl PyNode {
             handshake_timeout,
             listen,
             epmd_port,
-            ..NodeConfig::default()
+            ..defaults
         };
         let node = py.detach(|| Node::start(config)).map_err(node_error)?;
         Ok(PyNode {
