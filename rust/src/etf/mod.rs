@@ -8,10 +8,13 @@
 //!   against the input). Both the [`Term`] codec and the Python codec are built on them, so the
 //!   wire rules live in one place.
 //! - [`decode`] / [`encode`]: whole terms to and from [`Term`].
+//! - [`syntax`]: terms as Erlang text: [`parse_term`] reads the literal subset of Erlang's
+//!   syntax, [`format_term`] prints what `io_lib:format("~p", [T])` prints.
 
 pub mod decode;
 pub mod encode;
 pub mod reader;
+pub mod syntax;
 pub mod tags;
 pub mod term;
 pub mod writer;
@@ -22,6 +25,7 @@ mod tests;
 pub use decode::{decode, decode_with, DecodeOptions};
 pub use encode::{encode, encode_into, encode_term_body, term_body};
 pub use reader::DecodeError;
+pub use syntax::{format_term, parse_term, SyntaxError};
 pub use term::{Atom, BigInt, Fun, Pid, Port, Reference, Term};
 
 /// The version byte that starts every standalone external term.
