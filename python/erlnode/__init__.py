@@ -15,6 +15,7 @@ from ._erlnode import (
     Pid,
     Port,
     Reference,
+    TLSConfig,
     decode,
     encode,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "RemoteError",
     "RemoteExit",
     "RpcError",
+    "TLSConfig",
     "decode",
     "encode",
 ]

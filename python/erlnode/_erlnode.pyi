@@ -1,5 +1,7 @@
 """Type stubs of the Rust extension: the codec, term types and the native node."""
 
+import os
+import pathlib
 from typing import Any, Optional, Union, final
 
 __all__ = [
@@ -15,6 +17,7 @@ __all__ = [
     "DEFAULT_MAX_INFLATED",
     "NativeNode",
     "NativeMailbox",
+    "TLSConfig",
     "NodeClosedError",
     "EpmdError",
     "DEFAULT_TICKTIME",
@@ -122,6 +125,36 @@ class EpmdError(ConnectionError):
     """The node could not register with EPMD (nor serve EPMD itself)."""
 
 @final
+class TLSConfig:
+    """TLS distribution (`-proto_dist inet_tls`) for a node: `Node(..., tls=TLSConfig(...))`."""
+
+    def __new__(
+        cls,
+        certfile: Union[str, os.PathLike[str]],
+        keyfile: Union[str, os.PathLike[str]],
+        cafile: Optional[Union[str, os.PathLike[str]]],
+        *,
+        verify: bool = True,
+        server_name: Optional[str] = None,
+        versions: Optional[list[str]] = None,
+    ) -> TLSConfig: ...
+    @classmethod
+    def from_optfile(cls, path: Union[str, os.PathLike[str]]) -> TLSConfig:
+        """The settings of an `-ssl_dist_optfile` the cluster's Erlang nodes use."""
+    @property
+    def certfile(self) -> pathlib.Path: ...
+    @property
+    def keyfile(self) -> pathlib.Path: ...
+    @property
+    def cafile(self) -> Optional[pathlib.Path]: ...
+    @property
+    def verify(self) -> bool: ...
+    @property
+    def server_name(self) -> Optional[str]: ...
+    @property
+    def versions(self) -> list[str]: ...
+
+@final
 class NativeNode:
     def __new__(
         cls,
@@ -133,11 +166,21 @@ class NativeNode:
         epmd_port: Optional[int] = None,
         listen: str = "0.0.0.0:0",
         handshake_timeout: Optional[float] = None,
+        tls: Optional[TLSConfig] = None,
+        allowed_nodes: Optional[list[str]] = None,
     ) -> NativeNode:
         """`ticktime` and `handshake_timeout` in seconds; None: `DEFAULT_TICKTIME`,
         `DEFAULT_HANDSHAKE_TIMEOUT`."""
     @property
     def name(self) -> str: ...
+    def allow(self, nodes: list[str]) -> None:
+        """Adds to the nodes allowed to connect (`net_kernel:allow/1`)."""
+    @property
+    def allowed_nodes(self) -> list[str]:
+        """The nodes allowed to connect (empty: everyone)."""
+    @property
+    def tls(self) -> bool:
+        """Whether connections run over TLS."""
     @property
     def cookie(self) -> str: ...
     @property

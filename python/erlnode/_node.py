@@ -18,7 +18,13 @@ from typing import (
 )
 
 from . import _erlnode, _rpc
-from ._erlnode import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_TICKTIME, NativeMailbox, NativeNode
+from ._erlnode import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_TICKTIME,
+    NativeMailbox,
+    NativeNode,
+    TLSConfig,
+)
 
 if TYPE_CHECKING:  # asyncio and global are imported when first used: `import erlnode` stays fast
     import asyncio
@@ -282,6 +288,11 @@ class Node:
     `listen` is the `"ip:port"` to accept connections on (port 0: any free port);
     `epmd_port` the EPMD to register with (None: `ERL_EPMD_PORT`, else 4369).
 
+    `tls=TLSConfig(...)` makes every connection TLS distribution (`-proto_dist inet_tls`),
+    mutual TLS by default; see `TLSConfig` and docs/security.md. `allowed_nodes` limits who
+    may connect, as `net_kernel:allow/1`: full names, `"host"` (any node on it) or `"name@"`
+    (on any host); empty or None: everyone with the cookie. `allow` adds to it.
+
     `rpc_workers` is the size of the thread pool that runs Python functions called from
     Erlang (see `expose`).
     """
@@ -298,6 +309,8 @@ class Node:
         epmd_port: Optional[int] = None,
         listen: str = "0.0.0.0:0",
         handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        tls: Optional[TLSConfig] = None,
+        allowed_nodes: Optional[Iterable[str]] = None,
         rpc_workers: int = 16,
     ) -> None:
         self._native = NativeNode(
@@ -308,6 +321,8 @@ class Node:
             epmd_port=epmd_port,
             listen=listen,
             handshake_timeout=handshake_timeout,
+            tls=tls,
+            allowed_nodes=None if allowed_nodes is None else _node_names(allowed_nodes),
         )
         self._server = _rpc.RpcServer(self._native, rpc_workers)
         try:
@@ -340,6 +355,27 @@ class Node:
     def cookie(self) -> str:
         """The cookie the node shows its peers."""
         return self._native.cookie
+
+    @property
+    def tls(self) -> bool:
+        """Whether the node's connections run over TLS (`tls=` was given)."""
+        return self._native.tls
+
+    @property
+    def allowed_nodes(self) -> list[str]:
+        """Who may connect (see `allow`); empty: every node with the cookie."""
+        return self._native.allowed_nodes
+
+    def allow(self, nodes: Union[str, Iterable[str]]) -> None:
+        """Adds to the nodes allowed to connect, as `net_kernel:allow/1`: each entry is a
+        full node name, a host (`"host"`: any node on it) or a name (`"name@"`: on any host).
+        Entries are never removed; while the list is empty, every node may connect.
+
+        Example::
+
+            node.allow(["app@db1.example.com", "worker@"])
+        """
+        self._native.allow(_node_names(nodes))
 
     @property
     def creation(self) -> int:
@@ -536,6 +572,17 @@ class Node:
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""
         return f"<Node {self.name}{state}>"
+
+
+def _node_names(nodes: Union[str, Iterable[str]]) -> list[str]:
+    """An allow list from one name or many (a lone `str` is one entry, not its letters)."""
+    if isinstance(nodes, str):
+        return [nodes]
+    names = list(nodes)
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"a node name is a str, not {type(name).__name__}")
+    return names
 
 
 def _close_all(nodes: Iterable[Node]) -> None:

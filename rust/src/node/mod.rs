@@ -364,6 +364,11 @@ impl Node {
         }
     }
 
+    /// What carries the node's connections.
+    pub fn transport(&self) -> &Transport {
+        &self.inner.config.transport
+    }
+
     /// The nodes allowed to connect (empty: everyone).
     pub fn allowed(&self) -> Vec<String> {
         self.inner

@@ -4,6 +4,7 @@
 //!   term format: `erlnode.encode` / `erlnode.decode` and the entry points for the node code.
 //! - [`terms`]: `Pid`, `Port`, `Reference`, `Export`, `Fun` and the atom cache.
 //! - [`errors`]: `DecodeError`, `EncodeError`.
+//! - [`tls`]: `TLSConfig`, the TLS distribution settings.
 //! - [`node`], [`mailbox`]: the native `Node` and `Mailbox` that `erlnode.Node` /
 //!   `erlnode.Mailbox` wrap; [`dispatch`]: the thread that runs mailbox callbacks.
 
@@ -15,6 +16,7 @@ mod logger;
 pub mod mailbox;
 pub mod node;
 pub mod terms;
+pub mod tls;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -38,6 +40,7 @@ fn _erlnode(m: &Bound<'_, PyModule>) -> PyResult<()> {
     decode::register(m)?;
     m.add_class::<node::PyNode>()?;
     m.add_class::<mailbox::PyMailbox>()?;
+    m.add_class::<tls::PyTlsConfig>()?;
     m.add(
         "NodeClosedError",
         m.py().get_type::<node::NodeClosedError>(),

@@ -9,6 +9,7 @@ use super::dispatch::{Dispatcher, Served};
 use super::encode::{encode_body, py_to_term};
 use super::mailbox::PyMailbox;
 use super::terms::PyPid;
+use super::tls::PyTlsConfig;
 use crate::etf::{Atom, Pid, Term};
 use crate::node::{lock, Dest, Node, NodeConfig, NodeError, Process};
 use pyo3::exceptions::{PyConnectionError, PyTimeoutError, PyTypeError, PyValueError};
@@ -65,7 +66,7 @@ impl PyNode {
     // `ticktime` and `handshake_timeout` in seconds; None takes `NodeConfig::default()`'s
     // (the module's `DEFAULT_TICKTIME`, `DEFAULT_HANDSHAKE_TIMEOUT`).
     #[new]
-    #[pyo3(signature = (name=None, cookie=None, *, hidden=true, ticktime=None, epmd_port=None, listen="0.0.0.0:0", handshake_timeout=None))]
+    #[pyo3(signature = (name=None, cookie=None, *, hidden=true, ticktime=None, epmd_port=None, listen="0.0.0.0:0", handshake_timeout=None, tls=None, allowed_nodes=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -76,6 +77,8 @@ impl PyNode {
         epmd_port: Option<u16>,
         listen: &str,
         handshake_timeout: Option<f64>,
+        tls: Option<PyRef<'_, PyTlsConfig>>,
+        allowed_nodes: Option<Vec<String>>,
     ) -> PyResult<Self> {
         let defaults = NodeConfig::default();
         let listen: SocketAddr = listen.parse().map_err(|_| {
@@ -100,7 +103,8 @@ impl PyNode {
             handshake_timeout,
             listen,
             epmd_port,
-            ..defaults
+            transport: tls.map_or(defaults.transport, |tls| tls.transport()),
+            allowed_nodes: allowed_nodes.unwrap_or_default(),
         };
         let node = py.detach(|| Node::start(config)).map_err(node_error)?;
         Ok(PyNode {
@@ -113,6 +117,23 @@ impl PyNode {
     #[getter]
     fn name(&self) -> String {
         self.node.name().to_string()
+    }
+
+    /// Adds to the nodes allowed to connect (`net_kernel:allow/1`).
+    fn allow(&self, nodes: Vec<String>) {
+        self.node.allow(&nodes);
+    }
+
+    /// The nodes allowed to connect (empty: everyone).
+    #[getter]
+    fn allowed_nodes(&self) -> Vec<String> {
+        self.node.allowed()
+    }
+
+    /// Whether connections run over TLS.
+    #[getter]
+    fn tls(&self) -> bool {
+        matches!(self.node.transport(), crate::node::Transport::Tls(_))
     }
 
     #[getter]

@@ -7,6 +7,7 @@
 //! receiving thread, peeking; see [`super::connection`]). Any other stream ([`tls`], the test
 //! transports) is read and written through Tokio alone, by the same framing.
 
+pub mod optfile;
 #[cfg(test)]
 mod tests;
 pub mod tls;
