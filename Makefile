@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: build build-profiling test demo bench lint erlang cargo-test pytest clean
+.PHONY: build build-profiling test demo bench lint erlang otp-roots clean-otp-roots cargo-test pytest clean
 
 $(VENV)/.tools: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,10 +31,32 @@ erlang:
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q erlang-nox elixir; }
 
+# The other Erlang/OTP releases the interop tests run against (tests/erl.py): minimal Debian
+# roots, trixie (OTP 27) and sid (the newest), built once by scripts/otp_root.sh with
+# debootstrap from the mirror apt uses here, cached outside the repository, run with chroot.
+# A root is built again when its `<suite>.done` stamp is missing; `make clean-otp-roots` drops
+# them all (sid moves on).
+OTP_ROOTS ?= $(HOME)/.cache/erlnode/otp-roots
+OTP_SUITES := trixie sid
+DEBIAN_MIRROR ?= http://deb.debian.org/debian
+export ERLNODE_OTP_ROOTS := $(OTP_ROOTS)
+
+otp-roots: $(foreach suite,$(OTP_SUITES),$(OTP_ROOTS)/$(suite).done)
+
+$(OTP_ROOTS)/%.done:
+	@command -v debootstrap >/dev/null 2>&1 || { \
+		echo "installing debootstrap from Debian"; \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q debootstrap; }
+	$(SUDO) scripts/otp_root.sh $* $(OTP_ROOTS) $(DEBIAN_MIRROR)
+
+clean-otp-roots:
+	$(SUDO) rm -rf --one-file-system $(OTP_ROOTS)
+
 cargo-test:
 	cargo test --quiet
 
-pytest: build erlang
+pytest: build erlang otp-roots
 	$(VPY) -m pytest -q
 
 # Lint first: a formatting or typing slip fails in seconds, not after the suite.

@@ -17,11 +17,18 @@ import erlnode
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from erl import Erl, erl_available, random_name  # noqa: E402 - tests/ is on the path just above
+from erl import (  # noqa: E402 - tests/ is on the path just above
+    HOST_OTP,
+    Erl,
+    Otp,
+    erl_available,
+    random_name,
+)
 
 
-def _need_erl() -> None:
-    if not erl_available():
+def _need_erl(otp: Otp = HOST_OTP) -> None:
+    # Another release's root missing is a failure, never a skip: Otp.code_dir says why.
+    if otp is HOST_OTP and not erl_available():
         if os.environ.get("CI"):
             pytest.fail("erl is not on PATH (and CI is set)")
         pytest.skip("erl is not on PATH")
@@ -76,10 +83,18 @@ def private_epmd() -> Iterator[int | None]:
 
 
 @pytest.fixture
-def erl() -> Iterator[Erl]:
-    """A fresh Erlang node (random name and cookie), stopped after the test."""
-    _need_erl()
-    node = Erl()
+def otp() -> Otp:
+    """The OTP release the `erl` fixture runs: the host's, unless the test is parametrised
+    over `OTP_RELEASES` (tests/erl.py), as the interop tests are."""
+    return HOST_OTP
+
+
+@pytest.fixture
+def erl(otp: Otp) -> Iterator[Erl]:
+    """A fresh Erlang node (random name and cookie) of the `otp` release, stopped after the
+    test."""
+    _need_erl(otp)
+    node = Erl(otp=otp)
     try:
         yield node
     finally:

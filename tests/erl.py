@@ -8,6 +8,10 @@ always kills the OS process.
 
     with Erl() as erl:
         assert erl.eval("1 + 2") == 3
+
+``Erl(otp=release)`` runs another OTP release: ``OTP_RELEASES`` holds the host's ``erl`` (Debian
+12: OTP 25) and the ones in the Debian roots that ``make otp-roots`` builds (trixie: OTP 27;
+sid: the newest), run with ``chroot`` on this machine's loopback and EPMD.
 """
 
 from __future__ import annotations
@@ -34,38 +38,121 @@ import erlnode
 
 ERLANG_SRC = Path(__file__).parent / "erlang"
 MARK = "@@ERLREPL@@ "
-_compiled: Path | None = None
-_compile_lock = threading.Lock()
+
+#: Where `make otp-roots` builds the Debian roots, one directory per suite, and beside each
+#: a `<suite>.done` stamp (written last: a root without it is half-built and not used).
+OTP_ROOTS = Path(
+    os.environ.get("ERLNODE_OTP_ROOTS") or Path.home() / ".cache" / "erlnode" / "otp-roots"
+)
+#: The Debian suites whose Erlang/OTP the interop tests run against besides the host's.
+OTP_SUITES = ("trixie", "sid")
 
 
 class ErlError(RuntimeError):
     """The expression raised in Erlang, or the node failed; the message says which."""
 
 
+class Otp:
+    """An Erlang/OTP release to run nodes of: the host's ``erl`` on PATH (``suite`` None), or
+    the one installed in the Debian root of ``suite``, run with ``chroot``. A chroot'ed node
+    shares this machine's network (loopback, the test session's EPMD) and process ids (it is
+    stopped and killed like a host one); only its files are the root's."""
+
+    def __init__(self, suite: str | None = None) -> None:
+        self.suite = suite
+        self.root = None if suite is None else OTP_ROOTS / suite
+        #: The full version, e.g. "27.3.4.1"; None when this release is not installed.
+        self.version: str | None = None
+        if self.root is None:
+            erl = shutil.which("erl")
+            if erl is not None:  # /usr/bin/erl -> /usr/lib/erlang/bin/erl
+                for found in Path(erl).resolve().parents[1].glob("releases/*/OTP_VERSION"):
+                    self.version = found.read_text().strip()
+        elif (OTP_ROOTS / f"{suite}.done").exists():
+            self.version = (OTP_ROOTS / f"{suite}.done").read_text().strip()
+        major = self.version.split(".")[0] if self.version else None
+        #: The test id: "otp27"; "otp-trixie-missing" when the root is not built.
+        self.id = f"otp{major}" if major else f"otp-{suite or 'host'}-missing"
+        self._beams: str | None = None
+        self._lock = threading.Lock()
+
+    def __str__(self) -> str:
+        return self.id
+
+    def __repr__(self) -> str:
+        return f"Otp({self.id}, {self.root or 'host'})"
+
+    def command(self, tool: str, *args: str) -> list[str]:
+        """The command line running one of this release's tools (erl, erlc)."""
+        if self.root is None:
+            return [tool, *args]
+        return ["chroot", str(self.root), tool, *args]
+
+    def _check_root(self) -> Path:
+        """The root, made ready to run nodes; raises (never skips) when it cannot be used."""
+        assert self.root is not None
+        if self.version is None:
+            raise ErlError(
+                f"the Debian {self.suite} root ({self.root}) is missing or half-built (no"
+                f" {OTP_ROOTS / f'{self.suite}.done'}): run `make otp-roots`"
+            )
+        if os.geteuid() != 0:
+            raise ErlError(f"running the OTP {self.version} of {self.root} needs chroot: be root")
+        # Names resolve inside the root: its nodes need this machine's host name, which may
+        # have changed since the root was built.
+        for name in ("hosts", "resolv.conf"):
+            source, target = Path("/etc") / name, self.root / "etc" / name
+            if source.exists() and (
+                target.is_symlink()
+                or not target.exists()
+                or target.read_bytes() != source.read_bytes()
+            ):
+                target.unlink(missing_ok=True)  # (a symlink would be followed out of the root)
+                shutil.copyfile(source, target)
+        return self.root
+
+    def code_dir(self) -> str:
+        """Compiles every module in tests/erlang with this release's ``erlc``, once per
+        process; returns the .beam directory as this release's ``erl`` sees it."""
+        with self._lock:
+            if self._beams is None:
+                if self.root is None:
+                    out = Path(tempfile.mkdtemp(prefix="erlnode-beams-"))
+                    seen_as = str(out)
+                    sources = sorted(str(p) for p in ERLANG_SRC.glob("*.erl"))
+                else:
+                    # The sources and beams live in the root's /tmp, where its erlc and erl
+                    # find them.
+                    root = self._check_root()
+                    out = Path(tempfile.mkdtemp(prefix="erlnode-beams-", dir=root / "tmp"))
+                    seen_as = f"/{out.relative_to(root)}"
+                    sources = []
+                    for source in sorted(ERLANG_SRC.glob("*.erl")):
+                        shutil.copyfile(source, out / source.name)
+                        sources.append(f"{seen_as}/{source.name}")
+                atexit.register(shutil.rmtree, out, True)
+                done = subprocess.run(
+                    self.command("erlc", "-o", seen_as, *sources),
+                    capture_output=True,
+                    check=False,
+                    text=True,
+                    errors="replace",
+                    timeout=120,
+                )
+                if done.returncode != 0:
+                    raise ErlError(f"erlc of {self!r} failed:\n{done.stdout}\n{done.stderr}")
+                self._beams = seen_as
+            return self._beams
+
+
+#: The host's Erlang/OTP (Debian 12's erlang-nox: OTP 25).
+HOST_OTP = Otp()
+#: Every release the interop tests run against: the host's, then one per Debian root.
+OTP_RELEASES = [HOST_OTP, *(Otp(suite) for suite in OTP_SUITES)]
+
+
 def erl_available() -> bool:
     return shutil.which("erl") is not None and shutil.which("erlc") is not None
-
-
-def code_dir() -> Path:
-    """Compiles every module in tests/erlang once per process; returns the .beam directory."""
-    global _compiled
-    with _compile_lock:
-        if _compiled is None:
-            out = Path(tempfile.mkdtemp(prefix="erlnode-beams-"))
-            atexit.register(shutil.rmtree, out, True)
-            sources = sorted(str(p) for p in ERLANG_SRC.glob("*.erl"))
-            done = subprocess.run(
-                ["erlc", "-o", str(out), *sources],
-                capture_output=True,
-                check=False,
-                text=True,
-                errors="replace",
-                timeout=120,
-            )
-            if done.returncode != 0:
-                raise ErlError(f"erlc failed:\n{done.stdout}\n{done.stderr}")
-            _compiled = out
-        return _compiled
 
 
 def random_name(prefix: str = "erltest") -> str:
@@ -84,25 +171,27 @@ class Erl:
         env: Mapping[str, str] | None = None,
         start_timeout: float = 30.0,
         timeout: float = 60.0,
+        otp: Otp = HOST_OTP,
     ) -> None:
+        self.otp = otp
         self.cookie = cookie or secrets.token_hex(12)
         self.timeout = timeout
         base = sname or random_name()
         if longnames and "@" not in base:
             base = f"{base}@127.0.0.1"
-        args = [
+        args = otp.command(
             "erl",
             "-name" if longnames else "-sname",
             base,
             "-setcookie",
             self.cookie,
-            "-noshell",
+            "-noinput",  # (erlnode_repl reads stdin itself)
             "-pa",
-            str(code_dir()),
+            otp.code_dir(),
             *extra_args,
             "-eval",
             "erlnode_repl:main()",
-        ]
+        )
         full_env = dict(os.environ)
         if env:
             full_env.update(env)

@@ -1,5 +1,6 @@
 """OTP semantics across the boundary against a real erl: links, exits, monitors, node
-monitoring, gen_server both ways."""
+monitoring, gen_server both ways; each test marked `every_otp` runs against every OTP release
+of the matrix (OTP 25 on the host, 27 and the newest in Debian roots: tests/erl.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from erl import Erl, random_name, wait_until
+from erl import OTP_RELEASES, Erl, random_name, wait_until
 
 import erlnode
 from erlnode import Atom
@@ -24,6 +25,9 @@ from erlnode import Atom
 HOST = socket.gethostname().split(".")[0]
 EXIT = Atom("EXIT")
 DOWN = Atom("DOWN")
+
+#: Runs the test once per OTP release (the `otp` fixture the `erl` fixture starts).
+every_otp = pytest.mark.parametrize("otp", OTP_RELEASES, ids=str)
 
 
 def bind_term(erl: Erl, var: str, term: Any) -> None:
@@ -76,6 +80,7 @@ def spawn_erlang(erl: Erl, var: str, body: str = "receive stop -> ok end") -> er
 # -- exit signals from Python to Erlang -------------------------------------------------------
 
 
+@every_otp
 def test_erlang_supervisor_sees_mailbox_close(erl: Erl, node: erlnode.Node) -> None:
     worker = node.mailbox()
     start_supervisor(erl, "Sup", worker)
@@ -88,6 +93,7 @@ def test_erlang_supervisor_sees_mailbox_close(erl: Erl, node: erlnode.Node) -> N
     assert next_from(erl, "Sup2") == (EXIT, plain.pid, Atom("normal"))
 
 
+@every_otp
 def test_erlang_supervisor_sees_python_node_close(erl: Erl) -> None:
     py = erlnode.Node(random_name("py"), cookie=erl.cookie)
     try:
@@ -100,6 +106,7 @@ def test_erlang_supervisor_sees_python_node_close(erl: Erl) -> None:
     assert reason in (Atom("noconnection"), Atom("normal"), Atom("shutdown")), reason
 
 
+@every_otp
 def test_erlang_supervisor_sees_python_process_killed(erl: Erl, tmp_path: Path) -> None:
     script = tmp_path / "worker.py"
     script.write_text(
@@ -139,6 +146,7 @@ def test_erlang_supervisor_sees_python_process_killed(erl: Erl, tmp_path: Path) 
         proc.wait(timeout=10)
 
 
+@every_otp
 def test_disconnect_gives_noconnection_both_ways(erl: Erl, node: erlnode.Node) -> None:
     worker = node.mailbox()
     start_supervisor(erl, "Sup", worker)
@@ -151,6 +159,7 @@ def test_disconnect_gives_noconnection_both_ways(erl: Erl, node: erlnode.Node) -
     del ref
 
 
+@every_otp
 def test_mailbox_exit_kills_a_non_trapping_process(erl: Erl, node: erlnode.Node) -> None:
     mbox = node.mailbox()
     victim = spawn_erlang(erl, "Victim")
@@ -161,6 +170,7 @@ def test_mailbox_exit_kills_a_non_trapping_process(erl: Erl, node: erlnode.Node)
     assert wait_until(lambda: erl.eval("is_process_alive(Victim)") is False)
 
 
+@every_otp
 def test_linked_non_trapping_process_dies_with_mailbox(erl: Erl, node: erlnode.Node) -> None:
     mbox = node.mailbox()
     pid = spawn_erlang(erl, "Peer")
@@ -175,6 +185,7 @@ def test_linked_non_trapping_process_dies_with_mailbox(erl: Erl, node: erlnode.N
 # -- exit signals and DOWN from Erlang to Python ----------------------------------------------
 
 
+@every_otp
 def test_python_sees_exit_and_down_when_erlang_process_dies(erl: Erl, node: erlnode.Node) -> None:
     mbox = node.mailbox()
     pid = spawn_erlang(erl, "P")
@@ -188,6 +199,7 @@ def test_python_sees_exit_and_down_when_erlang_process_dies(erl: Erl, node: erln
     assert (DOWN, ref, Atom("process"), pid, Atom("kaboom")) in messages
 
 
+@every_otp
 def test_links_and_monitors_set_up_from_erlang(erl: Erl, node: erlnode.Node) -> None:
     mbox = node.mailbox()
     bind_term(erl, "Py", mbox.pid)
@@ -206,6 +218,7 @@ def test_links_and_monitors_set_up_from_erlang(erl: Erl, node: erlnode.Node) -> 
     )
 
 
+@every_otp
 def test_python_sees_noconnection_when_erlang_node_is_killed(erl: Erl, node: erlnode.Node) -> None:
     mbox = node.mailbox()
     pid = spawn_erlang(erl, "P")
@@ -221,6 +234,7 @@ def test_python_sees_noconnection_when_erlang_node_is_killed(erl: Erl, node: erl
     assert watch.receive(timeout=10) == (Atom("nodedown"), Atom(erl.name))
 
 
+@every_otp
 def test_a_peer_killed_mid_stream_is_seen_by_a_receiver_reading_the_socket(
     erl: Erl, node: erlnode.Node
 ) -> None:
@@ -255,6 +269,7 @@ def test_a_peer_killed_mid_stream_is_seen_by_a_receiver_reading_the_socket(
     assert watch.receive(timeout=10) == (Atom("nodedown"), Atom(erl.name))
 
 
+@every_otp
 def test_monitor_registered_name(erl: Erl, node: erlnode.Node) -> None:
     mbox = node.mailbox()
     erl.eval("Named = spawn(fun() -> receive stop -> exit(done) end end), register(named, Named)")
@@ -274,6 +289,7 @@ def test_monitor_registered_name(erl: Erl, node: erlnode.Node) -> None:
     assert target == (Atom("nobody_here"), Atom(erl.name))
 
 
+@every_otp
 def test_demonitor_and_unlink_stop_the_signals(erl: Erl, node: erlnode.Node) -> None:
     mbox = node.mailbox()
     pid = spawn_erlang(erl, "P")
@@ -306,6 +322,7 @@ def test_demonitor_and_unlink_stop_the_signals(erl: Erl, node: erlnode.Node) -> 
 # -- node monitoring ----------------------------------------------------------------------------
 
 
+@every_otp
 def test_monitor_node_mailbox_and_callback(erl: Erl, node: erlnode.Node) -> None:
     assert node.ping(erl.name)
     watch = node.mailbox()
@@ -327,6 +344,7 @@ def test_monitor_node_of_an_unreachable_node_fires_at_once(node: erlnode.Node) -
     assert watch.receive(timeout=10) == (Atom("nodedown"), Atom(nobody))
 
 
+@every_otp
 def test_monitor_nodes_sees_nodeup(erl: Erl, node: erlnode.Node) -> None:
     events: list[tuple[str, str]] = []
     node.monitor_nodes(lambda event, name: events.append((event, name)))
@@ -334,6 +352,7 @@ def test_monitor_nodes_sees_nodeup(erl: Erl, node: erlnode.Node) -> None:
     assert wait_until(lambda: ("nodeup", erl.name) in events)
 
 
+@every_otp
 def test_erlang_monitor_node_sees_python_node_go(erl: Erl) -> None:
     py = erlnode.Node(random_name("py"), cookie=erl.cookie)
     try:
@@ -344,34 +363,11 @@ def test_erlang_monitor_node_sees_python_node_go(erl: Erl) -> None:
     assert erl.eval("receive {nodedown, N} -> N after 10000 -> timeout end") == Atom(py.name)
 
 
-# -- gen_server: Python calling Erlang ------------------------------------------------------
-
-ECHO_SERVER = """
--module(otp_echo).
--behaviour(gen_server).
--export([start/1, init/1, handle_call/3, handle_cast/2, handle_info/2]).
-start(Name) -> gen_server:start({local, Name}, ?MODULE, [], []).
-init([]) -> {ok, []}.
-handle_call({sleep, Ms}, _From, S) -> timer:sleep(Ms), {reply, slept, S};
-handle_call(crash, _From, _S) -> exit(crashed);
-handle_call(get, _From, S) -> {reply, lists:reverse(S), S};
-handle_call(Req, _From, S) -> {reply, {echo, Req}, S}.
-handle_cast({store, X}, S) -> {noreply, [X | S]}.
-handle_info(_, S) -> {noreply, S}.
-"""
+# -- gen_server: Python calling Erlang (tests/erlang/otp_echo.erl) ---------------------------
 
 
-def load_echo_server(erl: Erl, tmp_path: Path) -> None:
-    src = tmp_path / "otp_echo.erl"
-    src.write_text(ECHO_SERVER)
-    erl.eval(
-        f'{{ok, otp_echo, Beam}} = compile:file("{src}", [binary, report]), '
-        f'{{module, otp_echo}} = code:load_binary(otp_echo, "{src}", Beam)'
-    )
-
-
-def test_python_calls_an_erlang_gen_server(erl: Erl, node: erlnode.Node, tmp_path: Path) -> None:
-    load_echo_server(erl, tmp_path)
+@every_otp
+def test_python_calls_an_erlang_gen_server(erl: Erl, node: erlnode.Node) -> None:
     pid = erl.eval("{ok, Echo} = otp_echo:start(echo), Echo")
     assert node.call(("echo", erl.name), Atom("hi")) == (Atom("echo"), Atom("hi"))
     assert node.call(pid, [1, 2, 300]) == (Atom("echo"), [1, 2, 300])
@@ -429,6 +425,7 @@ class Counter(erlnode.GenServer):
         self.stopped_with = reason
 
 
+@every_otp
 def test_erlang_calls_a_python_gen_server(erl: Erl, node: erlnode.Node) -> None:
     server = Counter.start(node, 10, name="counter")
     assert server.name == "counter" and server.running
@@ -467,6 +464,7 @@ def test_erlang_calls_a_python_gen_server(erl: Erl, node: erlnode.Node) -> None:
     )
 
 
+@every_otp
 def test_python_gen_server_crash_reaches_the_caller(erl: Erl, node: erlnode.Node) -> None:
     server = Counter.start(node, name="fragile")
     reason = erl.eval(

@@ -3,7 +3,7 @@
 %% test decodes each encoding with erlnode, encodes the result again and hands the bytes
 %% back to check/1, which compares with the original using =:=.
 -module(codec_corpus).
--export([terms/0, encodings/0, check/1]).
+-export([terms/0, encodings/0, check/1, port_indices/0]).
 
 %% A pid, port or reference of another node, made by decoding a crafted binary.
 remote_pid(Node, Id, Serial, Creation) ->
@@ -116,3 +116,16 @@ same(Bytes, T) ->
     try binary_to_term(Bytes) =:= T
     catch _:_ -> false
     end.
+
+%% The indices of the terms holding a port (also inside a fun's environment). OTP 26 and later
+%% write every port as V4_PORT_EXT; erlnode, as OTP 25, writes NEW_PORT_EXT when the id fits in
+%% 32 bits. Both decode to the same port: only the bytes differ.
+port_indices() ->
+    [I || {I, T} <- lists:zip(lists:seq(1, length(terms())), terms()), holds_port(T)].
+
+holds_port(T) when is_port(T) -> true;
+holds_port([H | T]) -> holds_port(H) orelse holds_port(T);
+holds_port(T) when is_tuple(T) -> holds_port(tuple_to_list(T));
+holds_port(T) when is_map(T) -> holds_port(maps:to_list(T));
+holds_port(T) when is_function(T) -> {env, Env} = erlang:fun_info(T, env), holds_port(Env);
+holds_port(_) -> false.
