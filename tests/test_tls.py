@@ -7,15 +7,17 @@ want them; see docs/security.md). Every refusal must be clear and on time on our
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from erl import Erl, random_name, wait_until
+from erl import HOST_OTP, OTP_RELEASES, Erl, Otp, random_name, wait_until
 
 import erlnode
 from erlnode import Atom
@@ -80,8 +82,20 @@ class Pki:
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    directory = tmp_path_factory.mktemp("tls")
+def pki() -> Iterator[dict[str, Any]]:
+    # Under /tmp, so that a copy at the same path inside an OTP root (see `tls_erl`) lets
+    # that root's nodes read the same optfiles.
+    directory = Path(tempfile.mkdtemp(prefix="erlnode-tls-", dir="/tmp"))
+    try:
+        yield make_pki(directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+        for otp in OTP_RELEASES:
+            if otp.root is not None:
+                shutil.rmtree(otp.root / directory.relative_to("/"), ignore_errors=True)
+
+
+def make_pki(directory: Path) -> dict[str, Any]:
     ca = Pki(directory, "test-ca")
     other = Pki(directory, "other-ca")
     cert, key = ca.leaf("node")
@@ -95,16 +109,21 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
 
 
-def tls_erl(optfile: Path, cookie: str | None = None) -> Erl:
+def tls_erl(optfile: Path, otp: Otp = HOST_OTP) -> Erl:
+    """An Erlang node of `otp` with TLS distribution from `optfile` (copied, with the files it
+    names, to the same path inside the release's root when it has one)."""
+    if otp.root is not None:
+        inside = otp.root / optfile.parent.relative_to("/")
+        shutil.copytree(optfile.parent, inside, dirs_exist_ok=True)
     return Erl(
-        cookie=cookie,
+        otp=otp,
         extra_args=["-proto_dist", "inet_tls", "-ssl_dist_optfile", str(optfile)],
     )
 
 
 @pytest.fixture
-def tls_pair(pki: dict[str, Any]) -> Iterator[tuple[Erl, erlnode.Node]]:
-    erl = tls_erl(pki["optfile"])
+def tls_pair(pki: dict[str, Any], otp: Otp) -> Iterator[tuple[Erl, erlnode.Node]]:
+    erl = tls_erl(pki["optfile"], otp)
     tls = erlnode.TLSConfig(pki["cert"], pki["key"], pki["ca"].ca)
     node = None
     try:
@@ -131,6 +150,10 @@ CORPUS: list[Any] = [
 ]
 
 
+every_otp = pytest.mark.parametrize("otp", OTP_RELEASES, ids=str)
+
+
+@every_otp
 def test_ping_messages_and_rpc_both_ways_over_tls(tls_pair: tuple[Erl, erlnode.Node]) -> None:
     erl, node = tls_pair
     assert node.tls
@@ -150,19 +173,21 @@ def test_ping_messages_and_rpc_both_ways_over_tls(tls_pair: tuple[Erl, erlnode.N
     assert erl.eval(f"erpc:call('{node.name}', pytls, add, [1, 1])") == 2
 
 
-def test_tls_1_2_and_1_3_as_the_peer_allows(pki: dict[str, Any]) -> None:
-    # OTP's default offers TLS 1.2 alone; an optfile naming only 1.3 forces 1.3. A node that
-    # connects to both spoke each; one limited to 1.3 cannot meet the default.
+@every_otp
+def test_tls_1_2_and_1_3_as_the_peer_allows(pki: dict[str, Any], otp: Otp) -> None:
+    # An optfile naming only 1.2 (OTP 25's default for distribution) or only 1.3 forces that
+    # version: a node that connects to each spoke it; one limited to 1.3 cannot meet 1.2.
     only_13 = pki["ca"].optfile("only13.conf", pki["cert"], pki["key"], "'tlsv1.3'")
+    only_12 = pki["ca"].optfile("only12.conf", pki["cert"], pki["key"], "'tlsv1.2'")
     default = erlnode.TLSConfig(pki["cert"], pki["key"], pki["ca"].ca)
-    for optfile in (pki["optfile"], only_13, pki["optfile13"]):
-        erl = tls_erl(optfile)
+    for optfile in (pki["optfile"], only_12, only_13, pki["optfile13"]):
+        erl = tls_erl(optfile, otp)
         try:
             with erlnode.Node(random_name("py"), cookie=erl.cookie, tls=default) as node:
                 assert node.ping(erl.name), optfile.name
         finally:
             erl.stop()
-    erl = tls_erl(pki["optfile"])
+    erl = tls_erl(only_12, otp)
     try:
         tls13 = erlnode.TLSConfig(pki["cert"], pki["key"], pki["ca"].ca, versions=["tlsv1.3"])
         assert tls13.versions == ["tlsv1.3"]
