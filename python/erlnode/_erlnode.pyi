@@ -22,12 +22,15 @@ __all__ = [
     "EpmdError",
     "DEFAULT_TICKTIME",
     "DEFAULT_HANDSHAKE_TIMEOUT",
+    "DEFAULT_MAX_MESSAGE_SIZE",
 ]
 
 DEFAULT_MAX_INFLATED: int
 #: The node's defaults, from the Rust core's `NodeConfig::default()` (seconds).
 DEFAULT_TICKTIME: float
 DEFAULT_HANDSHAKE_TIMEOUT: float
+#: The largest message (and frame) a node accepts from a peer by default, in bytes.
+DEFAULT_MAX_MESSAGE_SIZE: int
 
 class DecodeError(ValueError):
     """Malformed external term format; ``offset`` is where decoding stopped."""
@@ -168,6 +171,7 @@ class NativeNode:
         handshake_timeout: Optional[float] = None,
         tls: Optional[TLSConfig] = None,
         allowed_nodes: Optional[list[str]] = None,
+        max_message_size: Optional[int] = None,
     ) -> NativeNode:
         """`ticktime` and `handshake_timeout` in seconds; None: `DEFAULT_TICKTIME`,
         `DEFAULT_HANDSHAKE_TIMEOUT`."""
@@ -217,6 +221,13 @@ class NativeMailbox:
     def name(self) -> Optional[str]: ...
     @property
     def closed(self) -> bool: ...
+    def qsize(self) -> int:
+        """How many messages wait in the queue."""
+    def set_queue_limit(self, limit: Optional[int]) -> None:
+        """Limits the queue (None: no limit)."""
+    @property
+    def dropped(self) -> int:
+        """How many messages a full queue dropped."""
     def register(self, name: str) -> None: ...
     def send(self, dest: Any, message: Any) -> None: ...
     def receive(self, timeout: Optional[float] = None) -> Any: ...

@@ -20,6 +20,7 @@ from typing import (
 from . import _erlnode, _rpc
 from ._erlnode import (
     DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_TICKTIME,
     NativeMailbox,
     NativeNode,
@@ -124,6 +125,31 @@ class Mailbox:
     def register(self, name: str) -> None:
         """Registers this mailbox under `name` (like `register/2`)."""
         self._native.register(name)
+
+    def qsize(self) -> int:
+        """How many messages wait to be received: the backlog of a slow consumer.
+
+        Example::
+
+            if mbox.qsize() > 10_000:
+                log.warning("falling behind")
+        """
+        return self._native.qsize()
+
+    def set_queue_limit(self, limit: Optional[int]) -> None:
+        """Lets at most `limit` messages wait (None, the default: no limit, as in Erlang).
+
+        A message that arrives while `limit` wait is dropped and counted in `dropped`; the
+        first drop and every 10,000th are logged (WARNING). The sender is not told: in
+        Erlang a send never fails. Use it to protect memory from a consumer that may fall
+        behind for good; without it, the queue grows as an Erlang process's does.
+        """
+        self._native.set_queue_limit(limit)
+
+    @property
+    def dropped(self) -> int:
+        """How many messages a full queue dropped (see `set_queue_limit`)."""
+        return self._native.dropped
 
     def send(self, dest: Dest, message: Any) -> None:
         """Sends `message` to a `Pid`, a local registered name or a `(name, node)` tuple.
@@ -293,6 +319,10 @@ class Node:
     may connect, as `net_kernel:allow/1`: full names, `"host"` (any node on it) or `"name@"`
     (on any host); empty or None: everyone with the cookie. `allow` adds to it.
 
+    `max_message_size` (bytes, default 256 MiB) bounds each frame and each message
+    reassembled from fragments that a peer sends: a peer that sends more is logged and
+    disconnected.
+
     `rpc_workers` is the size of the thread pool that runs Python functions called from
     Erlang (see `expose`).
     """
@@ -311,6 +341,7 @@ class Node:
         handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
         tls: Optional[TLSConfig] = None,
         allowed_nodes: Optional[Iterable[str]] = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         rpc_workers: int = 16,
     ) -> None:
         self._native = NativeNode(
@@ -323,6 +354,7 @@ class Node:
             handshake_timeout=handshake_timeout,
             tls=tls,
             allowed_nodes=None if allowed_nodes is None else _node_names(allowed_nodes),
+            max_message_size=max_message_size,
         )
         self._server = _rpc.RpcServer(self._native, rpc_workers)
         try:

@@ -9,6 +9,11 @@ use std::time::Duration;
 /// OTP's default `net_ticktime`: a peer silent this long is gone.
 pub const DEFAULT_TICKTIME: Duration = Duration::from_secs(60);
 
+/// The largest message (and frame) a node accepts unless told otherwise. Erlang has no
+/// limit; a bound keeps a broken or hostile peer from making us buffer gigabytes. Bulk
+/// transfers of single binaries above it need a larger `max_message_size`.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 256 << 20;
+
 /// How to start a node.
 #[derive(Clone)]
 pub struct NodeConfig {
@@ -30,6 +35,9 @@ pub struct NodeConfig {
     pub transport: Transport,
     /// Who may connect, as `net_kernel:allow/1` takes it (see [`allows`]); empty: everyone.
     pub allowed_nodes: Vec<String>,
+    /// The largest frame and the largest reassembled message accepted from a peer: a peer
+    /// that sends more is logged and disconnected.
+    pub max_message_size: usize,
 }
 
 /// The cookie is left out: it must never reach a log line.
@@ -45,6 +53,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("epmd_port", &self.epmd_port)
             .field("transport", &self.transport)
             .field("allowed_nodes", &self.allowed_nodes)
+            .field("max_message_size", &self.max_message_size)
             .finish()
     }
 }
@@ -76,6 +85,7 @@ impl Default for NodeConfig {
             epmd_port: None,
             transport: Transport::default(),
             allowed_nodes: Vec::new(),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
         }
     }
 }

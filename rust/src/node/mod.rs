@@ -36,7 +36,7 @@ use crate::dist::control::Control;
 use crate::dist::flags;
 use crate::epmd;
 use crate::etf::{Atom, Pid, Reference, Term};
-pub use config::{NodeConfig, NodeError, DEFAULT_TICKTIME};
+pub use config::{NodeConfig, NodeError, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_TICKTIME};
 use peers::Peer;
 pub use process::{lock, Empty, Message, Process};
 use rustc_hash::FxHashMap;

@@ -74,6 +74,29 @@ impl PyMailbox {
         self.process().is_closed()
     }
 
+    /// How many messages wait in the queue.
+    fn qsize(&self) -> usize {
+        self.process().pending()
+    }
+
+    /// Limits the queue (None: no limit); see `Mailbox.set_queue_limit`.
+    #[pyo3(signature = (limit))]
+    fn set_queue_limit(&self, limit: Option<usize>) -> PyResult<()> {
+        if limit == Some(0) {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "a queue limit is at least 1 (None: no limit)",
+            ));
+        }
+        self.process().set_queue_limit(limit);
+        Ok(())
+    }
+
+    /// How many messages a full queue dropped.
+    #[getter]
+    fn dropped(&self) -> u64 {
+        self.process().dropped()
+    }
+
     fn register(&self, name: &str) -> PyResult<()> {
         self.node
             .get()

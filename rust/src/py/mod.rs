@@ -53,5 +53,6 @@ fn _erlnode(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "DEFAULT_HANDSHAKE_TIMEOUT",
         defaults.handshake_timeout.as_secs_f64(),
     )?;
+    m.add("DEFAULT_MAX_MESSAGE_SIZE", defaults.max_message_size)?;
     Ok(())
 }

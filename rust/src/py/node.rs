@@ -66,7 +66,7 @@ impl PyNode {
     // `ticktime` and `handshake_timeout` in seconds; None takes `NodeConfig::default()`'s
     // (the module's `DEFAULT_TICKTIME`, `DEFAULT_HANDSHAKE_TIMEOUT`).
     #[new]
-    #[pyo3(signature = (name=None, cookie=None, *, hidden=true, ticktime=None, epmd_port=None, listen="0.0.0.0:0", handshake_timeout=None, tls=None, allowed_nodes=None))]
+    #[pyo3(signature = (name=None, cookie=None, *, hidden=true, ticktime=None, epmd_port=None, listen="0.0.0.0:0", handshake_timeout=None, tls=None, allowed_nodes=None, max_message_size=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -79,6 +79,7 @@ impl PyNode {
         handshake_timeout: Option<f64>,
         tls: Option<PyRef<'_, PyTlsConfig>>,
         allowed_nodes: Option<Vec<String>>,
+        max_message_size: Option<usize>,
     ) -> PyResult<Self> {
         let defaults = NodeConfig::default();
         let listen: SocketAddr = listen.parse().map_err(|_| {
@@ -105,6 +106,7 @@ impl PyNode {
             epmd_port,
             transport: tls.map_or(defaults.transport, |tls| tls.transport()),
             allowed_nodes: allowed_nodes.unwrap_or_default(),
+            max_message_size: max_message_size.unwrap_or(defaults.max_message_size),
         };
         let node = py.detach(|| Node::start(config)).map_err(node_error)?;
         Ok(PyNode {

@@ -70,6 +70,8 @@ pub(super) struct Input {
     pub(super) stopped: AtomicBool,
     /// When data last came in: net_ticktime counts from it.
     last_data: LastSeen,
+    /// The largest frame, and the largest message reassembled from fragments, accepted.
+    max_message: usize,
 }
 
 /// What reading a raw socket from several threads needs.
@@ -117,22 +119,27 @@ pub(super) struct ReadState {
 
 impl Input {
     /// The read side of a stream read through Tokio only.
-    pub(super) fn for_stream(epoch: Instant) -> Input {
+    pub(super) fn for_stream(epoch: Instant, max_message: usize) -> Input {
         Input {
             socket: None,
             ended: Notify::new(),
             stopped: AtomicBool::new(false),
             last_data: LastSeen::new(epoch),
+            max_message,
         }
     }
 
     /// The read side of a plain TCP socket, which receiving threads may read too.
-    pub(super) fn for_socket(socket: Arc<std::net::TcpStream>, epoch: Instant) -> Input {
+    pub(super) fn for_socket(
+        socket: Arc<std::net::TcpStream>,
+        epoch: Instant,
+        max_message: usize,
+    ) -> Input {
         let can_keep = socket::peek_from_last_end(&socket);
         Input {
             socket: Some(SocketInput {
                 socket,
-                state: Mutex::new(ReadState::new(can_keep)),
+                state: Mutex::new(ReadState::new(can_keep, max_message)),
                 lease: Lease {
                     held: AtomicBool::new(false),
                     switch: Mutex::new(()),
@@ -140,7 +147,7 @@ impl Input {
                     taken: Notify::new(),
                 },
             }),
-            ..Input::for_stream(epoch)
+            ..Input::for_stream(epoch, max_message)
         }
     }
 
@@ -222,10 +229,11 @@ impl SocketInput {
 }
 
 impl ReadState {
-    pub(super) fn new(can_keep: bool) -> ReadState {
+    /// `max_message` bounds each frame and each message reassembled from fragments.
+    pub(super) fn new(can_keep: bool, max_message: usize) -> ReadState {
         ReadState {
-            receiver: Receiver::new(),
-            frames: Deframer::default(),
+            receiver: Receiver::with_limit(max_message),
+            frames: Deframer::new(max_message),
             kept: 0,
             can_keep,
             ended: None,
@@ -297,7 +305,7 @@ pub(super) async fn read_stream<R: AsyncRead + Unpin>(
     timeout: Duration,
 ) -> String {
     let input = &conn.input;
-    let mut state = ReadState::new(false);
+    let mut state = ReadState::new(false, input.max_message);
     let watchdog = tokio::time::sleep(timeout);
     let mut watchdog = std::pin::pin!(watchdog);
     loop {

@@ -170,6 +170,7 @@ pub fn start(
     timeout: Duration,
 ) -> std::io::Result<Arc<Connection>> {
     let epoch = Instant::now();
+    let max_message = node.config.max_message_size;
     let rt = tokio::runtime::Handle::current();
     let make = |input: Input, output: Arc<Output>| {
         Arc::new_cyclic(|me| Connection {
@@ -188,7 +189,7 @@ pub fn start(
     let (conn, reader) = match stream.split()? {
         Halves::Socket { raw, read, write } => {
             let output = Arc::new(Output::new(Some(raw.clone()), epoch));
-            let conn = make(Input::for_socket(raw, epoch), output.clone());
+            let conn = make(Input::for_socket(raw, epoch, max_message), output.clone());
             rt.spawn(output::write_loop(write, output, tick));
             let (task_node, task_conn) = (node.clone(), conn.clone());
             let reader = rt.spawn(async move {
@@ -199,7 +200,7 @@ pub fn start(
         }
         Halves::Stream { read, write } => {
             let output = Arc::new(Output::new(None, epoch));
-            let conn = make(Input::for_stream(epoch), output.clone());
+            let conn = make(Input::for_stream(epoch, max_message), output.clone());
             rt.spawn(output::write_loop(write, output, tick));
             let (task_node, task_conn) = (node.clone(), conn.clone());
             let reader = rt.spawn(async move {

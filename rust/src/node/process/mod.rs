@@ -8,7 +8,7 @@ use bytes::Bytes;
 use crossbeam_queue::SegQueue;
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -100,6 +100,10 @@ pub struct Process {
     wake: Mutex<Option<Wake>>,
     closed: AtomicBool,
     pub relations: Mutex<Relations>,
+    /// At most this many messages wait (0: no limit); beyond it, new ones are dropped and
+    /// counted (see [`Process::set_queue_limit`]).
+    queue_limit: AtomicUsize,
+    dropped: AtomicU64,
 }
 
 /// Why a receive returned without a message.
@@ -125,7 +129,23 @@ impl Process {
             wake: Mutex::new(None),
             closed: AtomicBool::new(false),
             relations: Mutex::new(Relations::default()),
+            queue_limit: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
         }
+    }
+
+    /// Limits the queue to `limit` waiting messages (None: no limit, as an Erlang process).
+    /// A message that arrives at a full queue is dropped, counted ([`Process::dropped`]) and
+    /// logged (the first, then every 10,000th): the sender is not told, as in Erlang a send
+    /// never fails. Protects memory from a consumer that cannot keep up.
+    pub fn set_queue_limit(&self, limit: Option<usize>) {
+        self.queue_limit
+            .store(limit.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// How many messages a full queue has dropped.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     pub fn is_closed(&self) -> bool {
@@ -157,9 +177,22 @@ impl Process {
         self.want_wake.store(true, Ordering::SeqCst);
     }
 
-    /// Queues a message. Returns false (message dropped) if the process is closed.
+    /// Queues a message. Returns false (message dropped) if the process is closed or its
+    /// queue is full.
     pub fn deliver(&self, message: Message) -> bool {
         if self.is_closed() {
+            return false;
+        }
+        let limit = self.queue_limit.load(Ordering::Relaxed);
+        if limit != 0 && self.queue.len() >= limit {
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed);
+            if dropped % 10_000 == 0 {
+                log::warn!(
+                    "mailbox {:?} is full ({limit} messages waiting): dropped {} message(s)",
+                    self.pid,
+                    dropped + 1
+                );
+            }
             return false;
         }
         self.queue.push(message);
