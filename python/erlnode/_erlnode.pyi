@@ -23,6 +23,9 @@ __all__ = [
     "DEFAULT_TICKTIME",
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "take_log_records",
+    "log_records_dropped",
+    "set_log_level",
 ]
 
 DEFAULT_MAX_INFLATED: int
@@ -31,6 +34,15 @@ DEFAULT_TICKTIME: float
 DEFAULT_HANDSHAKE_TIMEOUT: float
 #: The largest message (and frame) a node accepts from a peer by default, in bytes.
 DEFAULT_MAX_MESSAGE_SIZE: int
+
+def take_log_records(timeout: float) -> list[tuple[int, str, str, Optional[str]]]:
+    """The core's log records that arrived, waiting up to `timeout` s for the first."""
+
+def log_records_dropped() -> int:
+    """How many log records were dropped because the queue was full."""
+
+def set_log_level(levelno: int) -> bool:
+    """Sets the core's pre-filter from a Python level (unless ERLNODE_LOG is set)."""
 
 class DecodeError(ValueError):
     """Malformed external term format; ``offset`` is where decoding stopped."""

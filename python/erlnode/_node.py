@@ -17,7 +17,7 @@ from typing import (
     Union,
 )
 
-from . import _erlnode, _rpc
+from . import _erlnode, _logging, _rpc
 from ._erlnode import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -344,6 +344,7 @@ class Node:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         rpc_workers: int = 16,
     ) -> None:
+        _logging.start()
         self._native = NativeNode(
             name,
             cookie,

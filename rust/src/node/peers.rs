@@ -141,7 +141,7 @@ impl Inner {
                 return Err(fail(format!("cannot connect to {peer} at {addr}: {e}")));
             }
             Err(ConnectError::Refused(why)) => {
-                log::warn!("TLS handshake with {peer} failed: {why}");
+                log::warn!(target: "handshake", peer = peer.as_str(); "TLS handshake with {peer} failed: {why}");
                 return Err(fail(format!("TLS handshake with {peer} failed: {why}")));
             }
         };
@@ -162,7 +162,7 @@ impl Inner {
             Err(e) => {
                 // Refused by the peer (cookie, flags, policy): worth a warning, unlike a node
                 // that is simply not there.
-                log::warn!("handshake with {peer} failed: {e}");
+                log::warn!(target: "handshake", peer = peer.as_str(); "handshake with {peer} failed: {e}");
                 return Err(DialError::Failed(e.to_string()));
             }
         };
@@ -171,7 +171,7 @@ impl Inner {
             identity.name = Atom::new(name);
             identity.creation = *creation;
             identity.named = true;
-            log::info!("the peer {peer} named this node {name}");
+            log::info!(target: "handshake", peer = peer.as_str(); "the peer {peer} named this node {name}");
         }
         self.install(
             stream,
@@ -200,9 +200,9 @@ impl Inner {
                 self.install(stream, peer, connected.peer_creation, connected.flags);
             }
             Err(HandshakeError::LostRace { node }) => {
-                log::debug!("connection race with {node}: keeping ours")
+                log::debug!(target: "handshake", peer = node.as_str(); "connection race with {node}: keeping ours")
             }
-            Err(e) => log::warn!("refused a connection from {from}: {e}"),
+            Err(e) => log::warn!(target: "handshake", "refused a connection from {from}: {e}"),
         }
     }
 
@@ -243,7 +243,7 @@ impl Inner {
         let conn = match started {
             Ok(conn) => conn,
             Err(e) => {
-                log::warn!("lost the connection to {peer} while setting it up: {e}");
+                log::warn!(target: "connection", peer = peer.as_str(); "lost the connection to {peer} while setting it up: {e}");
                 return;
             }
         };
@@ -264,20 +264,20 @@ impl Inner {
                 }
             }
             Some(Peer::Up(old)) => {
-                log::warn!("replaced a connection to {peer} that was still up");
+                log::warn!(target: "connection", peer = peer.as_str(); "replaced a connection to {peer} that was still up");
                 old.shutdown();
             }
             None => {}
         }
         drop(table);
-        log::info!("connected to {peer}");
+        log::info!(target: "connection", peer = peer.as_str(); "connected to {peer}");
         self.node_event(&peer, true);
     }
 
     /// Our attempt lost a simultaneous-connect race: the peer's own connection is on its
     /// way in and will take over the queue; give up only if it never arrives.
     fn lost_race(&self, peer: &Atom) {
-        log::debug!("connection race with {peer}: keeping the incoming one");
+        log::debug!(target: "handshake", peer = peer.as_str(); "connection race with {peer}: keeping the incoming one");
         let me = self.me();
         let peer = peer.clone();
         let wait = self.config.handshake_timeout * 2;
@@ -292,9 +292,10 @@ impl Inner {
         if let Some(Peer::Connecting { .. }) = table.peers.get(peer) {
             if let Some(Peer::Connecting { queue, waiters }) = table.peers.remove(peer) {
                 drop(table);
-                log::info!("cannot connect to {peer}: {error}");
+                log::info!(target: "connection", peer = peer.as_str(); "cannot connect to {peer}: {error}");
                 if !queue.is_empty() {
                     log::warn!(
+                        target: "connection", peer = peer.as_str();
                         "dropped {} message(s) for unreachable node {peer}",
                         queue.len()
                     );
@@ -322,7 +323,7 @@ impl Inner {
             return;
         }
         if !self.is_closed() {
-            log::info!("connection to {} lost: {reason}", conn.peer);
+            log::info!(target: "connection", peer = conn.peer.as_str(); "connection to {} lost: {reason}", conn.peer);
         }
         self.node_down(&conn.peer, &processes);
     }
@@ -359,7 +360,7 @@ pub(super) async fn accept_loop(node: Arc<Inner>, listener: TcpListener) {
         let (tcp, addr) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
-                log::warn!("accept failed: {e}");
+                log::warn!(target: "connection", "accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
@@ -369,7 +370,9 @@ pub(super) async fn accept_loop(node: Arc<Inner>, listener: TcpListener) {
             let timeout = node.config.handshake_timeout;
             match node.config.transport.accept(tcp, timeout).await {
                 Ok(accepted) => node.accept(accepted, &addr.to_string()).await,
-                Err(why) => log::warn!("refused a connection from {addr}: {why}"),
+                Err(why) => {
+                    log::warn!(target: "handshake", "refused a connection from {addr}: {why}")
+                }
             }
         });
     }
@@ -387,14 +390,14 @@ impl Arbiter for Gate<'_> {
     fn incoming(&self, peer_name: &str) -> PeerState {
         let allowed = self.node.allowed.read().unwrap_or_else(|e| e.into_inner());
         if !config::allows(&allowed, peer_name) {
-            log::warn!("refused a connection from disallowed node {peer_name}");
+            log::warn!(target: "handshake", peer = peer_name; "refused a connection from disallowed node {peer_name}");
             return PeerState::Refused;
         }
         drop(allowed);
         let host = names::split(peer_name).1;
         if let Some(certificate) = &self.certificate {
             if !tls::certificate_names(certificate, host) {
-                log::warn!("refused {peer_name}: its certificate does not name the host {host}");
+                log::warn!(target: "handshake", peer = peer_name; "refused {peer_name}: its certificate does not name the host {host}");
                 return PeerState::Refused;
             }
         }

@@ -4,6 +4,7 @@
 //!   term format: `erlnode.encode` / `erlnode.decode` and the entry points for the node code.
 //! - [`terms`]: `Pid`, `Port`, `Reference`, `Export`, `Fun` and the atom cache.
 //! - [`errors`]: `DecodeError`, `EncodeError`.
+//! - [`logger`]: the core's log records, queued for Python's `logging` (`erlnode._logging`).
 //! - [`tls`]: `TLSConfig`, the TLS distribution settings.
 //! - [`node`], [`mailbox`]: the native `Node` and `Mailbox` that `erlnode.Node` /
 //!   `erlnode.Mailbox` wrap; [`dispatch`]: the thread that runs mailbox callbacks.
@@ -33,7 +34,7 @@ unsafe fn owned(py: Python<'_>, ptr: *mut ffi::PyObject) -> Result<Bound<'_, PyA
 
 #[pymodule]
 fn _erlnode(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    logger::install();
+    logger::register(m)?;
     errors::register(m)?;
     terms::register(m)?;
     encode::register(m)?;
