@@ -337,3 +337,20 @@ def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.05) ->
         if value or time.monotonic() > deadline:
             return bool(value)
         time.sleep(interval)
+
+
+def echo_forever(mbox: erlnode.Mailbox) -> threading.Thread:
+    """Answers every `{From, Term}` with `Term` on a thread of its own, until the node (or
+    the mailbox) closes."""
+
+    def run() -> None:
+        while True:
+            try:
+                sender, term = mbox.receive()
+            except erlnode.NodeClosedError:
+                return
+            mbox.send(sender, term)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread

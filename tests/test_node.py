@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 import pytest
-from erl import Erl, random_name, wait_until
+from erl import Erl, echo_forever, random_name, wait_until
 
 import erlnode
 from erlnode import Atom
@@ -26,22 +26,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def echo_forever(mbox: erlnode.Mailbox) -> threading.Thread:
-    """Answers every `{From, Term}` with `Term`, until the mailbox closes."""
-
-    def run() -> None:
-        while True:
-            try:
-                sender, term = mbox.receive()
-            except erlnode.NodeClosedError:
-                return
-            mbox.send(sender, term)
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t
 
 
 def test_ping_both_ways_and_hidden(erl: Erl, node: erlnode.Node) -> None:
@@ -63,21 +47,7 @@ def test_visible_node_is_listed_in_nodes(erl: Erl) -> None:
         assert Atom(node.name) in erl.eval("nodes()")
 
 
-def test_messages_both_ways_by_name_and_pid(erl: Erl, node: erlnode.Node) -> None:
-    mbox = node.mailbox("inbox")
-    assert mbox.name == "inbox"
-    erl.eval(f"{{inbox, '{node.name}'}} ! {{hello, self(), [1, 2.5, <<\"bin\">>]}}")
-    tag, shell, payload = mbox.receive(timeout=10)
-    assert (tag, payload) == (Atom("hello"), [1, 2.5, b"bin"])
-    assert isinstance(shell, erlnode.Pid) and shell.node == erl.name
-    mbox.send(shell, (Atom("reply"), mbox.pid))
-    assert erl.eval("receive {reply, P} -> P after 5000 -> timeout end") == mbox.pid
-    erl.eval("P ! {to_pid, 42}")
-    assert mbox.receive(timeout=10) == (Atom("to_pid"), 42)
-    # A registered process on the Erlang side, by (name, node).
-    erl.eval("register(erl_inbox, self())")
-    mbox.send(("erl_inbox", erl.name), "on vacation")
-    assert erl.eval("receive M -> M after 5000 -> timeout end") == "on vacation"
+# Messages both ways by name and by pid: tests/test_otp_matrix.py, on every OTP release.
 
 
 def test_unknown_name_and_closed_mailbox_drop_messages(erl: Erl, node: erlnode.Node) -> None:

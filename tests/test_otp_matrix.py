@@ -8,33 +8,16 @@ Links, monitors and gen_server run over the same releases in tests/test_otp.py.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
-from erl import OTP_RELEASES, Erl, Otp, random_name, wait_until
+from erl import OTP_RELEASES, Erl, Otp, echo_forever, random_name, wait_until
 
 import erlnode
 from erlnode import Atom
 
 #: Runs the test once per OTP release (the `otp` fixture the `erl` fixture starts).
 every_otp = pytest.mark.parametrize("otp", OTP_RELEASES, ids=str)
-
-
-def echo_forever(mbox: erlnode.Mailbox) -> threading.Thread:
-    """Answers every `{From, Term}` with `Term`, until the node closes."""
-
-    def run() -> None:
-        while True:
-            try:
-                sender, term = mbox.receive()
-            except erlnode.NodeClosedError:
-                return
-            mbox.send(sender, term)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
 
 
 @every_otp

@@ -17,12 +17,14 @@ use super::{Connection, LastSeen};
 use crate::dist::framing::Deframer;
 use crate::dist::packet::{Incoming, Receiver};
 use crate::node::{lock, runtime, Inner};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, Interest};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::Notify;
+use tokio::time::Sleep;
 
 /// A receiving thread reads at most this much at a time: enough for the messages it waits
 /// for, little enough that the reader task, which may wait for the read state meanwhile, is
@@ -217,6 +219,19 @@ impl Input {
     }
 }
 
+impl Input {
+    /// When the watchdog fires: whether nothing came for `timeout` (net_ticktime: the peer
+    /// is gone); if something did, the watchdog is moved on to when it would be.
+    fn silent_too_long(&self, timeout: Duration, watchdog: Pin<&mut Sleep>) -> bool {
+        let silent = self.last_data.elapsed();
+        if silent >= timeout {
+            return true;
+        }
+        watchdog.reset(tokio::time::Instant::now() + (timeout - silent));
+        false
+    }
+}
+
 impl SocketInput {
     /// The read state, unless another thread is using it.
     fn try_state(&self) -> Option<MutexGuard<'_, ReadState>> {
@@ -314,11 +329,9 @@ pub(super) async fn read_stream<R: AsyncRead + Unpin>(
             biased;
             read = reader.read_buf(state.frames.buffer()) => read,
             _ = watchdog.as_mut() => {
-                let silent = input.last_data.elapsed();
-                if silent >= timeout {
+                if input.silent_too_long(timeout, watchdog.as_mut()) {
                     return format!("no data for {timeout:?} (net_ticktime)");
                 }
-                watchdog.as_mut().reset(tokio::time::Instant::now() + (timeout - silent));
                 continue;
             }
         };
@@ -386,11 +399,9 @@ pub(super) async fn read_socket(
                 continue;
             }
             _ = watchdog.as_mut() => {
-                let silent = input.last_data.elapsed();
-                if silent >= timeout {
+                if input.silent_too_long(timeout, watchdog.as_mut()) {
                     return format!("no data for {timeout:?} (net_ticktime)");
                 }
-                watchdog.as_mut().reset(tokio::time::Instant::now() + (timeout - silent));
                 continue;
             }
         }
