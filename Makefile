@@ -74,12 +74,14 @@ bench: build erlang
 		2>/dev/null | grep -q . || pkgs="erlang-jinterface"; \
 	command -v javac >/dev/null 2>&1 || pkgs="$$pkgs default-jdk-headless"; \
 	command -v valgrind >/dev/null 2>&1 || pkgs="$$pkgs valgrind"; \
+	command -v openssl >/dev/null 2>&1 || pkgs="$$pkgs openssl"; \
 	[ -z "$$pkgs" ] || { \
-		echo "installing $$pkgs from Debian (the Jinterface peer, callgrind instruction counts)"; \
+		echo "installing $$pkgs from Debian (the Jinterface peer, callgrind instruction counts, TLS certificates)"; \
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$pkgs; }
 	$(VPY) -m pip install -q erlpack earl-etf erlang-py erldistpy==0.1.7
 	$(VPY) benches/run.py
+	$(VPY) benches/tls.py --write
 	$(VPY) benches/bench_codec.py 5 --write
 	$(VPY) benches/resources.py --write
 	@if command -v valgrind >/dev/null; then $(VPY) benches/instructions.py --write; \

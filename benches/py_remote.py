@@ -8,9 +8,12 @@ Written with the public API as a user would write it. ``--mode`` picks how it ta
   asyncio   ``async for msg in mbox``
 
 It runs as its own process (its own node), prints ``READY <node name>`` once the mailbox
-``bench`` is registered, and serves until it is terminated.
+``bench`` is registered, and serves until it is terminated. With ``--tls-optfile FILE`` the
+node speaks TLS distribution with the settings of that ``-ssl_dist_optfile`` (the file the
+Erlang nodes of benches/tls.py are started with).
 
     python benches/py_remote.py --mode plain --name bench_py --cookie secret [--epmd-port P]
+        [--tls-optfile dist.conf]
 """
 
 from __future__ import annotations
@@ -108,10 +111,12 @@ def main() -> None:
     parser.add_argument("--name", required=True, help="short node name (alive part)")
     parser.add_argument("--cookie", required=True)
     parser.add_argument("--epmd-port", type=int, default=None)
+    parser.add_argument("--tls-optfile", help="TLS distribution, settings from this optfile")
     args = parser.parse_args()
     # SIGTERM from the runner: leave through atexit so the node unregisters cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    node = erlnode.Node(args.name, cookie=args.cookie, epmd_port=args.epmd_port)
+    tls = erlnode.TLSConfig.from_optfile(args.tls_optfile) if args.tls_optfile else None
+    node = erlnode.Node(args.name, cookie=args.cookie, epmd_port=args.epmd_port, tls=tls)
     serve = {
         "plain": serve_plain,
         "batch": serve_batch,
