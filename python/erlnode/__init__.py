@@ -1,7 +1,9 @@
 """erlnode: make a Python program a node of an Erlang cluster.
 
 Terms map to Python values as described in docs/types.md; ``encode`` and ``decode`` convert
-between them and Erlang's external term format (what ``term_to_binary`` produces).
+between them and Erlang's external term format (what ``term_to_binary`` produces),
+``parse_term`` and ``format_term`` between them and Erlang's syntax. ``python -m erlnode`` is
+the command line (docs/cli.md).
 """
 
 from ._erlnode import (
@@ -15,9 +17,12 @@ from ._erlnode import (
     Pid,
     Port,
     Reference,
+    TermSyntaxError,
     TLSConfig,
     decode,
     encode,
+    format_term,
+    parse_term,
 )
 from ._errors import (
     BadRpc,
@@ -62,6 +67,9 @@ __all__ = [
     "RemoteExit",
     "RpcError",
     "TLSConfig",
+    "TermSyntaxError",
     "decode",
     "encode",
+    "format_term",
+    "parse_term",
 ]

@@ -26,6 +26,11 @@ __all__ = [
     "take_log_records",
     "log_records_dropped",
     "set_log_level",
+    "TermSyntaxError",
+    "parse_term",
+    "format_term",
+    "epmd_names",
+    "EmbeddedEpmd",
 ]
 
 DEFAULT_MAX_INFLATED: int
@@ -62,6 +67,20 @@ def encode(term: Any, *, compressed: Union[bool, int, None] = None) -> bytes:
 def decode(data: Union[bytes, bytearray, memoryview], *, max_inflated: int = ...) -> Any:
     """The term in ``data`` (starts with 131; compressed terms may declare at most
     ``max_inflated`` bytes)."""
+
+class TermSyntaxError(ValueError):
+    """Text that is not an Erlang term; ``line``, ``column`` (from 1) and ``offset`` (an index
+    into the text, from 0) say where."""
+
+    line: int
+    column: int
+    offset: int
+
+def parse_term(text: str) -> Any:
+    """One term in Erlang syntax (a final ``.`` is allowed), as ``decode`` would give it."""
+
+def format_term(term: Any) -> str:
+    """``term`` as ``io_lib:format("~p", [Term])`` prints it, on one line."""
 
 @final
 class Pid:
@@ -260,3 +279,17 @@ class NativeMailbox:
     def monitor(self, target: Any) -> Reference: ...
     def demonitor(self, reference: Reference) -> bool: ...
     def close(self, reason: Any = None) -> None: ...
+
+# -- for the command line (python/erlnode/_cli.py) ------------------------------------------
+
+def epmd_names(host: str, port: int, timeout: float) -> list[tuple[str, int]]:
+    """The names registered with the EPMD on ``host:port``, with their ports."""
+
+@final
+class EmbeddedEpmd:
+    """An EPMD served by this process while the object lives."""
+
+    def __new__(cls, address: str, port: int) -> EmbeddedEpmd: ...
+    @property
+    def address(self) -> str: ...
+    def names(self) -> list[tuple[str, int]]: ...

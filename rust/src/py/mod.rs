@@ -6,9 +6,12 @@
 //! - [`errors`]: `DecodeError`, `EncodeError`.
 //! - [`logger`]: the core's log records, queued for Python's `logging` (`erlnode._logging`).
 //! - [`tls`]: `TLSConfig`, the TLS distribution settings.
+//! - [`syntax`]: `parse_term`, `format_term`: terms as Erlang text.
+//! - [`cli`]: what the command line needs without a node (EPMD's names, a foreground EPMD).
 //! - [`node`], [`mailbox`]: the native `Node` and `Mailbox` that `erlnode.Node` /
 //!   `erlnode.Mailbox` wrap; [`dispatch`]: the thread that runs mailbox callbacks.
 
+mod cli;
 pub mod decode;
 mod dispatch;
 pub mod encode;
@@ -16,6 +19,7 @@ pub mod errors;
 mod logger;
 pub mod mailbox;
 pub mod node;
+pub mod syntax;
 pub mod terms;
 pub mod tls;
 
@@ -39,6 +43,8 @@ fn _erlnode(m: &Bound<'_, PyModule>) -> PyResult<()> {
     terms::register(m)?;
     encode::register(m)?;
     decode::register(m)?;
+    syntax::register(m)?;
+    cli::register(m)?;
     m.add_class::<node::PyNode>()?;
     m.add_class::<mailbox::PyMailbox>()?;
     m.add_class::<tls::PyTlsConfig>()?;
