@@ -35,7 +35,7 @@ from ._errors import (
     RpcError,
 )
 from ._genserver import GenServer
-from ._node import Mailbox, Node
+from ._node import ConnectionStats, Mailbox, Node, NodeStats
 from ._terms import Atom, BitBinary, ExactKey, FrozenList, FrozenMap, ImproperList
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "Atom",
     "BadRpc",
     "BitBinary",
+    "ConnectionStats",
     "DecodeError",
     "EncodeError",
     "EpmdError",
@@ -60,6 +61,7 @@ __all__ = [
     "Mailbox",
     "Node",
     "NodeClosedError",
+    "NodeStats",
     "Pid",
     "Port",
     "Reference",

@@ -2,7 +2,7 @@
 
 import os
 import pathlib
-from typing import Any, Optional, Union, final
+from typing import Any, Literal, Optional, Union, final
 
 __all__ = [
     "DecodeError",
@@ -57,16 +57,32 @@ class DecodeError(ValueError):
 class EncodeError(TypeError):
     """A value with no Erlang equivalent; the message names its type and position."""
 
-def encode(term: Any, *, compressed: Union[bool, int, None] = None) -> bytes:
+#: How Erlang text arrives in Python and how a ``str`` goes back (docs/types.md):
+#: ``"str"`` (the default), ``"erlang"`` or ``"elixir"``.
+_Strings = Literal["str", "erlang", "elixir"]
+
+def encode(
+    term: Any,
+    *,
+    compressed: Union[bool, int, None] = None,
+    strings: Optional[_Strings] = None,
+) -> bytes:
     """``term`` in the external term format (starts with 131).
 
     ``compressed``: True (zlib level 6) or a level 0..9; kept plain when that is smaller.
-    False or None (the default): plain.
+    False or None (the default): plain. ``strings="elixir"`` writes a ``str`` as a UTF-8
+    binary; the other modes (None: ``"str"``) as a list (STRING_EXT when it can).
     """
 
-def decode(data: Union[bytes, bytearray, memoryview], *, max_inflated: int = ...) -> Any:
+def decode(
+    data: Union[bytes, bytearray, memoryview],
+    *,
+    max_inflated: int = ...,
+    strings: Optional[_Strings] = None,
+) -> Any:
     """The term in ``data`` (starts with 131; compressed terms may declare at most
-    ``max_inflated`` bytes)."""
+    ``max_inflated`` bytes). ``strings`` picks how text arrives: ``"str"`` (None, the
+    default), ``"erlang"`` or ``"elixir"`` (see docs/types.md)."""
 
 class TermSyntaxError(ValueError):
     """Text that is not an Erlang term; ``line``, ``column`` (from 1) and ``offset`` (an index
@@ -203,11 +219,15 @@ class NativeNode:
         tls: Optional[TLSConfig] = None,
         allowed_nodes: Optional[list[str]] = None,
         max_message_size: Optional[int] = None,
+        strings: Optional[_Strings] = None,
     ) -> NativeNode:
         """`ticktime` and `handshake_timeout` in seconds; None: `DEFAULT_TICKTIME`,
         `DEFAULT_HANDSHAKE_TIMEOUT`."""
     @property
     def name(self) -> str: ...
+    @property
+    def strings(self) -> _Strings:
+        """The `strings=` mode: how the node's mailboxes decode text and send a `str`."""
     def allow(self, nodes: list[str]) -> None:
         """Adds to the nodes allowed to connect (`net_kernel:allow/1`)."""
     @property
@@ -228,6 +248,8 @@ class NativeNode:
     def send(self, dest: Any, message: Any) -> None: ...
     def ping(self, peer: str, timeout: float = 5.0) -> bool: ...
     def connected_nodes(self) -> list[str]: ...
+    def stats(self) -> dict[str, Any]:
+        """`{"mailboxes": n, "connections": {peer: {...}}}`: see `Node.stats`."""
     def disconnect(self, node: str) -> bool: ...
     def make_ref(self) -> Reference: ...
     def monitor_node(self, mailbox: NativeMailbox, node: str, flag: bool = True) -> None: ...

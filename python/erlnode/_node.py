@@ -12,9 +12,12 @@ from typing import (
     AsyncIterator,
     Callable,
     Iterable,
+    Literal,
     Optional,
+    TypedDict,
     TypeVar,
     Union,
+    cast,
 )
 
 from . import _erlnode, _logging, _rpc
@@ -42,6 +45,40 @@ Dest = Union["_erlnode.Pid", str, "tuple[str, str]"]
 NodeWatcher = Union["Mailbox", Callable[[Atom, str], Any]]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: How Erlang text arrives in Python and how a `str` is sent (`Node(strings=...)`, `decode`,
+#: `encode`): see docs/types.md.
+Strings = Literal["str", "erlang", "elixir"]
+
+
+class ConnectionStats(TypedDict):
+    """One connection of `Node.stats()`: what it carried since it came up, and how it stands."""
+
+    #: Bytes read from and written to the peer (ticks included).
+    bytes_in: int
+    bytes_out: int
+    #: Signals received and sent: messages, and links, monitors, exits... (not ticks).
+    messages_in: int
+    messages_out: int
+    #: Bytes sent but not yet written to the socket: a peer that does not keep up.
+    send_queue: int
+    #: Seconds since anything (a message or a tick) came from the peer; the peer counts as
+    #: gone when this reaches the node's `ticktime`.
+    last_in: float
+    #: Seconds since anything was written to the peer (a tick fills silence).
+    last_out: float
+    #: When the connection came up (its handshake completed), as `time.time()` counts.
+    up_since: float
+
+
+class NodeStats(TypedDict):
+    """What `Node.stats()` returns."""
+
+    #: Open mailboxes, the node's own included (the RPC server's `rex` and spawn handler).
+    mailboxes: int
+    #: One entry per live connection, keyed by the peer's node name.
+    connections: dict[str, ConnectionStats]
+
 
 _EMPTY = object()
 _live_nodes: "weakref.WeakSet[Node]" = weakref.WeakSet()
@@ -288,7 +325,8 @@ class Mailbox:
 
     def __repr__(self) -> str:
         name = f" {self.name!r}" if self.name else ""
-        return f"<Mailbox{name} {self.pid}>"
+        state = " closed" if self.closed else f" queued={self.qsize()}"
+        return f"<Mailbox{name} {self.pid} on {self._node.name}{state}>"
 
 
 class Node:
@@ -325,6 +363,19 @@ class Node:
 
     `rpc_workers` is the size of the thread pool that runs Python functions called from
     Erlang (see `expose`).
+
+    `strings` picks how Erlang text arrives in every message the node's mailboxes receive
+    (and how a Python `str` is sent), as `erlnode.decode(data, strings=...)` does:
+
+    - `"str"` (the default): a list sent as STRING_EXT (what Erlang does with any list of
+      small integers) is a `str`, a binary is `bytes`;
+    - `"erlang"`: such a list is a `str` only when `io_lib:printable_list/1` calls it text,
+      as `~p` prints it: `rpc(..., "lists", "seq", [1, 5])` gives `[1, 2, 3, 4, 5]`;
+    - `"elixir"`: a binary that is valid UTF-8 (an Elixir string) is a `str`, a charlist a
+      `list` of ints, and a `str` is sent as a UTF-8 binary.
+
+    Every mode sends a decoded value back as the same Erlang term. The type table (README,
+    docs/types.md) has the details.
     """
 
     __slots__ = ("_native", "_server", "_global", "__weakref__")
@@ -343,6 +394,7 @@ class Node:
         allowed_nodes: Optional[Iterable[str]] = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         rpc_workers: int = 16,
+        strings: Strings = "str",
     ) -> None:
         _logging.start()
         self._native = NativeNode(
@@ -356,6 +408,7 @@ class Node:
             tls=tls,
             allowed_nodes=None if allowed_nodes is None else _node_names(allowed_nodes),
             max_message_size=max_message_size,
+            strings=strings,
         )
         self._server = _rpc.RpcServer(self._native, rpc_workers)
         try:
@@ -388,6 +441,11 @@ class Node:
     def cookie(self) -> str:
         """The cookie the node shows its peers."""
         return self._native.cookie
+
+    @property
+    def strings(self) -> Strings:
+        """How the node's mailboxes decode Erlang text and send a `str` (see `Node`)."""
+        return self._native.strings
 
     @property
     def tls(self) -> bool:
@@ -464,6 +522,23 @@ class Node:
     def make_ref(self) -> "_erlnode.Reference":
         """A new unique reference (like `make_ref/0`)."""
         return self._native.make_ref()
+
+    def stats(self) -> NodeStats:
+        """How the node stands: its open mailboxes, and per live connection (keyed by the
+        peer's name) the bytes and messages in and out, the send queue, the seconds since
+        data last came in and went out, and when it came up. See `NodeStats` and
+        `ConnectionStats` for the keys; a plain dict, ready for `json.dumps` or a metrics
+        exporter.
+
+        Example::
+
+            for peer, conn in node.stats()["connections"].items():
+                print(peer, conn["messages_in"], conn["send_queue"], conn["last_in"])
+
+        The counts are kept by the network threads as they go and read without stopping
+        them: one may be a read behind.
+        """
+        return cast(NodeStats, self._native.stats())
 
     # -- node monitoring ---------------------------------------------------------------------
 
@@ -603,8 +678,17 @@ class Node:
         self.close()
 
     def __repr__(self) -> str:
-        state = " closed" if self.closed else ""
-        return f"<Node {self.name}{state}>"
+        # Never the cookie.
+        if self.closed:
+            return f"<Node {self.name} closed>"
+        extras = ""
+        if self.tls:
+            extras += " tls"
+        if self.strings != "str":
+            extras += f" strings={self.strings!r}"
+        peers = self.connected_nodes()
+        shown = ", ".join(peers[:3]) + (f", +{len(peers) - 3} more" if len(peers) > 3 else "")
+        return f"<Node {self.name}{extras} peers=[{shown}]>"
 
 
 def _node_names(nodes: Union[str, Iterable[str]]) -> list[str]:

@@ -37,6 +37,7 @@ use crate::dist::flags;
 use crate::epmd;
 use crate::etf::{Atom, Pid, Reference, Term};
 pub use config::{NodeConfig, NodeError, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_TICKTIME};
+pub use connection::ConnectionStats;
 use peers::Peer;
 pub use process::{lock, Empty, Message, Process};
 use rustc_hash::FxHashMap;
@@ -99,6 +100,15 @@ pub struct Inner {
     allowed: RwLock<Vec<String>>,
     /// Ourselves, for tasks that need an owning handle.
     me: std::sync::Weak<Inner>,
+}
+
+/// How a node stands: [`Node::stats`].
+#[derive(Clone, Debug)]
+pub struct NodeStats {
+    /// Live mailboxes (processes), those of the Python layer's own servers included.
+    pub mailboxes: usize,
+    /// One per live connection, by peer name.
+    pub connections: Vec<ConnectionStats>,
 }
 
 /// A node of an Erlang cluster.
@@ -386,6 +396,30 @@ impl Node {
             .filter(|(_, l)| matches!(l, Peer::Up(_)))
             .map(|(n, _)| n.clone())
             .collect()
+    }
+
+    /// The node's mailboxes, and what each live connection has carried and how it stands.
+    pub fn stats(&self) -> NodeStats {
+        let (mailboxes, connections) = {
+            let table = lock(&self.inner.table);
+            let up: Vec<Arc<connection::Connection>> = table
+                .peers
+                .values()
+                .filter_map(|peer| match peer {
+                    Peer::Up(conn) => Some(conn.clone()),
+                    Peer::Connecting { .. } => None,
+                })
+                .collect();
+            (table.processes.len(), up)
+        };
+        // Each connection's counts take its outbox lock: not while holding the table's.
+        let mut connections: Vec<ConnectionStats> =
+            connections.iter().map(|conn| conn.stats()).collect();
+        connections.sort_by(|a, b| a.peer.as_str().cmp(b.peer.as_str()));
+        NodeStats {
+            mailboxes,
+            connections,
+        }
     }
 
     /// Closes the connection to `peer` (`erlang:disconnect_node/1`): links across it exit

@@ -15,7 +15,7 @@ use crate::etf::reader::{inflate, Reader};
 use crate::etf::{self, tags};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 enum DecErr {
     Wire(etf::DecodeError),
@@ -45,6 +45,63 @@ impl DecErr {
 
 type DecResult<'py> = Result<Bound<'py, PyAny>, DecErr>;
 
+/// How Erlang text arrives in Python and how a Python `str` goes back: the `strings=` of
+/// `Node`, `decode` and `encode`. Every mode keeps `encode(decode(b))` `=:=` to `b`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Strings {
+    /// `"str"`: every list sent as STRING_EXT is a `str` (one char per byte), a binary is
+    /// `bytes`; a `str` encodes as a list (STRING_EXT when its chars are all below 256).
+    #[default]
+    Str,
+    /// `"erlang"`: as `Str`, but a STRING_EXT list is a `str` only when
+    /// `io_lib:printable_list/1` calls it text (as `~p` prints it), else a `list` of ints.
+    Erlang,
+    /// `"elixir"`: a binary that is valid UTF-8 is a `str`, every list a `list`; a `str`
+    /// encodes as a UTF-8 binary (an Elixir string).
+    Elixir,
+}
+
+impl Strings {
+    /// The mode named `name` (None: the default).
+    pub fn from_name(name: Option<&str>) -> PyResult<Strings> {
+        match name {
+            None | Some("str") => Ok(Strings::Str),
+            Some("erlang") => Ok(Strings::Erlang),
+            Some("elixir") => Ok(Strings::Elixir),
+            Some(other) => Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "strings must be 'str', 'erlang' or 'elixir', not {other:?}"
+            ))),
+        }
+    }
+
+    /// The mode's name, as `from_name` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strings::Str => "str",
+            Strings::Erlang => "erlang",
+            Strings::Elixir => "elixir",
+        }
+    }
+}
+
+/// Whether `io_lib:printable_list/1` (in OTP's default Latin-1 printable range) calls this
+/// list of bytes text: the printable Latin-1 characters and the usual escapes.
+fn printable_latin1(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| PRINTABLE_LATIN1[b as usize])
+}
+
+/// The bytes of [`printable_latin1`]: $\s..$~, 160..255, and \n \r \t \v \b \f \e.
+static PRINTABLE_LATIN1: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] =
+            matches!(b, 0x20..=0x7e | 0xa0..=0xff | 0x0a | 0x0d | 0x09 | 0x0b | 0x08 | 0x0c | 0x1b);
+        b += 1;
+    }
+    table
+};
+
 struct Decoder<'a, 'py> {
     py: Python<'py>,
     /// The whole input, so a map can be decoded again from its start (see `map`).
@@ -53,6 +110,7 @@ struct Decoder<'a, 'py> {
     cache: &'a [etf::Atom],
     types: &'static Types,
     atoms: AtomMaker,
+    strings: Strings,
 }
 
 impl<'a, 'py> Decoder<'a, 'py> {
@@ -62,6 +120,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
         data: &'a [u8],
         start: usize,
         cache: &'a [etf::Atom],
+        strings: Strings,
     ) -> PyResult<Bound<'py, PyAny>> {
         let types = terms::types(py)?;
         let mut r = Reader::new(data);
@@ -73,6 +132,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
             cache,
             types,
             atoms: AtomMaker::new(types),
+            strings,
         };
         let term = d.term(false).map_err(|e| e.into_py(py))?;
         if d.r.remaining() != 0 {
@@ -161,6 +221,14 @@ impl<'a, 'py> Decoder<'a, 'py> {
             tags::STRING => {
                 let len = self.r.u16()? as usize;
                 let bytes = self.r.bytes(len)?;
+                let text = match self.strings {
+                    Strings::Str => true,
+                    Strings::Erlang => printable_latin1(bytes),
+                    Strings::Elixir => false,
+                };
+                if !text {
+                    return self.char_list(bytes, key);
+                }
                 // SAFETY: PyUnicode_DecodeLatin1 reads `bytes` (a live slice, its exact
                 // length) and returns a new reference, or NULL with an exception set.
                 unsafe {
@@ -176,7 +244,13 @@ impl<'a, 'py> Decoder<'a, 'py> {
             }
             tags::BINARY => {
                 let len = self.r.u32()? as usize;
-                PyBytes::new(py, self.r.bytes(len)?).into_any()
+                let data = self.r.bytes(len)?;
+                if self.strings == Strings::Elixir {
+                    if let Ok(text) = std::str::from_utf8(data) {
+                        return Ok(PyString::new(py, text).into_any());
+                    }
+                }
+                PyBytes::new(py, data).into_any()
             }
             tags::BIT_BINARY => {
                 let (data, bits) = self.r.bit_binary()?;
@@ -307,6 +381,40 @@ impl<'a, 'py> Decoder<'a, 'py> {
         self.join_tail(seq, tail, tail_tag, key)
     }
 
+    /// A STRING_EXT list as a list of ints (a `FrozenList` in a map key).
+    fn char_list(&mut self, bytes: &[u8], key: bool) -> DecResult<'py> {
+        let py = self.py;
+        let n = bytes.len() as ffi::Py_ssize_t;
+        // SAFETY: PyTuple_New and PyList_New return a new reference, or NULL with an
+        // exception set.
+        let seq = unsafe {
+            owned(
+                py,
+                if key {
+                    ffi::PyTuple_New(n)
+                } else {
+                    ffi::PyList_New(n)
+                },
+            )
+        }?;
+        for (i, &byte) in bytes.iter().enumerate() {
+            let item = int_object(py, byte.into())?.into_ptr();
+            // SAFETY: as in `list`: slot `i` (< n) of our new sequence, which takes the
+            // item's reference.
+            unsafe {
+                if key {
+                    ffi::PyTuple_SetItem(seq.as_ptr(), i as _, item);
+                } else {
+                    ffi::PyList_SetItem(seq.as_ptr(), i as _, item);
+                }
+            }
+        }
+        if key {
+            return Ok(self.types.frozen_list.bind(py).call1((seq,))?);
+        }
+        Ok(seq)
+    }
+
     /// A list whose tail is not `[]`. OTP always emits the canonical form (an improper
     /// tail that is not a list); other encodings of the same list are folded into it.
     fn join_tail(
@@ -322,9 +430,15 @@ impl<'a, 'py> Decoder<'a, 'py> {
             elements.append(item?)?;
         }
         let improper = self.types.improper_list.bind(py);
-        let proper = if tail_tag == Some(tags::STRING) {
-            // [a | "bc"] is the proper list [a, $b, $c].
-            for c in tail.str()?.to_cow()?.chars() {
+        let proper = if tail_tag == Some(tags::STRING) && tail.is_instance_of::<PyString>() {
+            // [a | "bc"] is the proper list [a, $b, $c] (a STRING_EXT tail that did not
+            // become a `str` is a list, just below).
+            for c in tail
+                .cast::<PyString>()
+                .map_err(PyErr::from)?
+                .to_cow()?
+                .chars()
+            {
                 elements.append(c as u32)?;
             }
             true
@@ -401,10 +515,10 @@ impl<'a, 'py> Decoder<'a, 'py> {
             if dict.contains(&k)? {
                 // Erlang refuses a map with two exactly equal keys; so do we.
                 let mut mine = Vec::new();
-                encode_body(&k, &mut mine)?;
+                encode_body(&k, &mut mine, self.strings)?;
                 for existing in dict.keys() {
                     let mut theirs = Vec::new();
-                    encode_body(&existing, &mut theirs)?;
+                    encode_body(&existing, &mut theirs, self.strings)?;
                     if theirs == mine {
                         return Err(self.r.error_at(at, "map has a duplicate key").into());
                     }
@@ -476,6 +590,7 @@ pub fn decode_standalone<'py>(
     py: Python<'py>,
     data: &[u8],
     max_inflated: usize,
+    strings: Strings,
 ) -> PyResult<Bound<'py, PyAny>> {
     let mut r = Reader::new(data);
     let version = r.u8().map_err(|e| decode_error(py, &e))?;
@@ -486,7 +601,7 @@ pub fn decode_standalone<'py>(
         ));
     }
     if r.peek_u8() != Some(tags::COMPRESSED) {
-        return Decoder::run(py, data, 1, &[]);
+        return Decoder::run(py, data, 1, &[], strings);
     }
     let wire = |e: etf::DecodeError| decode_error(py, &e);
     r.u8().map_err(wire)?;
@@ -494,13 +609,18 @@ pub fn decode_standalone<'py>(
     if r.remaining() != 0 {
         return Err(wire(r.error("trailing bytes after the compressed term")));
     }
-    Decoder::run(py, &inflated, 0, &[])
+    Decoder::run(py, &inflated, 0, &[], strings)
 }
 
 /// Decodes a term without a version byte (as in a distribution message), resolving
 /// ATOM_CACHE_REF from `atoms`; nothing may follow it.
-pub fn decode_body(py: Python<'_>, body: &[u8], atoms: &[etf::Atom]) -> PyResult<Py<PyAny>> {
-    Ok(Decoder::run(py, body, 0, atoms)?.unbind())
+pub fn decode_body(
+    py: Python<'_>,
+    body: &[u8],
+    atoms: &[etf::Atom],
+    strings: Strings,
+) -> PyResult<Py<PyAny>> {
+    Ok(Decoder::run(py, body, 0, atoms, strings)?.unbind())
 }
 
 /// A [`etf::Term`] as a Python object (through its encoding, so the mapping rules live only
@@ -508,25 +628,31 @@ pub fn decode_body(py: Python<'_>, body: &[u8], atoms: &[etf::Atom]) -> PyResult
 pub fn term_to_py(py: Python<'_>, term: &etf::Term) -> PyResult<Py<PyAny>> {
     let mut body = Vec::with_capacity(64);
     etf::encode_term_body(term, &mut body);
-    decode_body(py, &body, &[])
+    decode_body(py, &body, &[], Strings::default())
 }
 
-/// `decode(data, *, max_inflated=...) -> term`: a standalone external term (bytes-like).
+/// `decode(data, *, max_inflated=..., strings="str") -> term`: a standalone external term
+/// (bytes-like); `strings` picks how text arrives (see [`Strings`]).
 ///
 /// Example: `decode(encode((Atom("ok"), [1, 2])))` is `(Atom("ok"), [1, 2])`.
 #[pyfunction]
-#[pyo3(signature = (data, *, max_inflated = DEFAULT_MAX_INFLATED))]
-pub fn decode<'py>(data: &Bound<'py, PyAny>, max_inflated: usize) -> PyResult<Bound<'py, PyAny>> {
+#[pyo3(signature = (data, *, max_inflated = DEFAULT_MAX_INFLATED, strings = None))]
+pub fn decode<'py>(
+    data: &Bound<'py, PyAny>,
+    max_inflated: usize,
+    strings: Option<&str>,
+) -> PyResult<Bound<'py, PyAny>> {
     let py = data.py();
+    let strings = Strings::from_name(strings)?;
     if let Ok(bytes) = data.cast::<PyBytes>() {
-        return decode_standalone(py, bytes.as_bytes(), max_inflated);
+        return decode_standalone(py, bytes.as_bytes(), max_inflated, strings);
     }
     // bytearray, memoryview, ...: a private copy, which decoding cannot see change.
     // SAFETY: a live object; PyBytes_FromObject returns a new reference, or NULL with an
     // exception set (not a buffer).
     let copy = unsafe { owned(py, ffi::PyBytes_FromObject(data.as_ptr())) }?;
     let copy = copy.cast::<PyBytes>().map_err(PyErr::from)?;
-    decode_standalone(py, copy.as_bytes(), max_inflated)
+    decode_standalone(py, copy.as_bytes(), max_inflated, strings)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -5,6 +5,7 @@
 //! (Asyncio receivers are woken through their mailbox's wake descriptor, see
 //! `PyMailbox::wake_fd`.)
 
+use super::decode::Strings;
 use super::mailbox::decode_message;
 use crate::node::lock;
 use crate::node::process::{AfterWrite, Spinner};
@@ -28,6 +29,8 @@ pub(super) struct Served {
     /// For asyncio: the network thread makes this readable when messages arrive, and the
     /// event loop, watching it with `add_reader`, wakes without any other thread.
     pub(super) wake_fd: Mutex<Option<WakeFd>>,
+    /// How its messages' text is decoded, and its `str`s sent: the node's `strings=`.
+    pub(super) strings: Strings,
 }
 
 enum Job {
@@ -101,7 +104,8 @@ fn dispatch_loop(jobs: mpsc::Receiver<Job>, again: mpsc::Sender<Job>) {
             served.process.drain(DISPATCH_BATCH, &mut batch);
             *lock(&last_served) = Arc::downgrade(&served.process);
             for message in batch {
-                let result = decode_message(py, &message).and_then(|m| callback.call1(py, (m,)));
+                let result = decode_message(py, &message, served.strings)
+                    .and_then(|m| callback.call1(py, (m,)));
                 if let Err(e) = result {
                     report_callback_error(py, e);
                 }

@@ -5,6 +5,7 @@
 //! items from `PyDict_Next` / `PyList_GetItem` (the GIL is held throughout and only our own
 //! classes' Python code runs meanwhile). Its other half is [`super::decode`].
 
+use super::decode::Strings;
 use super::errors::{decode_error, EncodeError};
 use super::owned;
 use super::terms::{self, PyExport, PyFun, PyPid, PyPort, PyReference, Types};
@@ -85,6 +86,8 @@ struct Encoder<'py, 'o> {
     active: HashSet<usize>,
     /// Set by `encode`: big `bytes` are recorded here instead of being copied into `out`.
     splices: Option<Vec<Splice<'py>>>,
+    /// How a `str` is written (see [`Strings`]).
+    strings: Strings,
 }
 
 /// A binary left out of the buffer: its data belongs at `at`.
@@ -133,7 +136,11 @@ unsafe fn utf8<'s>(obj: *mut ffi::PyObject) -> Option<&'s str> {
 }
 
 impl<'py> Encoder<'py, '_> {
-    fn new<'o>(py: Python<'py>, out: &'o mut Vec<u8>) -> PyResult<Encoder<'py, 'o>> {
+    fn new<'o>(
+        py: Python<'py>,
+        out: &'o mut Vec<u8>,
+        strings: Strings,
+    ) -> PyResult<Encoder<'py, 'o>> {
         let types = terms::types(py)?;
         Ok(Encoder {
             py,
@@ -143,6 +150,7 @@ impl<'py> Encoder<'py, '_> {
             depth: 0,
             active: HashSet::new(),
             splices: None,
+            strings,
         })
     }
 
@@ -235,7 +243,8 @@ impl<'py> Encoder<'py, '_> {
     }
 
     /// STRING_EXT when every character is below 256 and there are at most 65535, else a
-    /// list of code points (as OTP encodes such a list).
+    /// list of code points (as OTP encodes such a list); with `Strings::Elixir`, a UTF-8
+    /// binary.
     unsafe fn string(&mut self, obj: *mut ffi::PyObject) -> EncResult {
         let text = match utf8(obj) {
             Some(t) => t,
@@ -246,6 +255,10 @@ impl<'py> Encoder<'py, '_> {
                 ))
             }
         };
+        if self.strings == Strings::Elixir {
+            writer::binary(self.out, text.as_bytes());
+            return Ok(());
+        }
         if text.is_ascii() {
             writer::string(self.out, text.as_bytes());
             return Ok(());
@@ -482,9 +495,9 @@ impl<'py> Encoder<'py, '_> {
 }
 
 /// Appends the term without a version byte. On error, `out` is left as it was.
-pub fn encode_body(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
+pub fn encode_body(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, strings: Strings) -> PyResult<()> {
     let start = out.len();
-    let result = Encoder::new(obj.py(), out)?.term(obj.as_ptr());
+    let result = Encoder::new(obj.py(), out, strings)?.term(obj.as_ptr());
     if let Err(e) = result {
         out.truncate(start);
         return Err(e.into_py());
@@ -494,9 +507,9 @@ pub fn encode_body(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
 
 /// A Python object as a [`etf::Term`] (through its encoding, so the mapping rules live only
 /// in this codec).
-pub fn py_to_term(obj: &Bound<'_, PyAny>) -> PyResult<etf::Term> {
+pub fn py_to_term(obj: &Bound<'_, PyAny>, strings: Strings) -> PyResult<etf::Term> {
     let mut body = Vec::with_capacity(64);
-    encode_body(obj, &mut body)?;
+    encode_body(obj, &mut body, strings)?;
     let mut r = Reader::new(&body);
     etf::decode::decode_term(&mut r, &[]).map_err(|e| decode_error(obj.py(), &e))
 }
@@ -533,9 +546,10 @@ fn compression_level(compressed: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u
 fn encode_spliced<'py>(
     term: &Bound<'py, PyAny>,
     buf: &mut Vec<u8>,
+    strings: Strings,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let py = term.py();
-    let mut encoder = Encoder::new(py, buf)?;
+    let mut encoder = Encoder::new(py, buf, strings)?;
     encoder.splices = Some(Vec::new());
     let result = encoder.term(term.as_ptr());
     let splices = encoder.splices.take().unwrap_or_default();
@@ -573,23 +587,26 @@ fn encode_spliced<'py>(
     }
 }
 
-/// `encode(term, *, compressed=False) -> bytes`: the term as a standalone external term.
+/// `encode(term, *, compressed=False, strings="str") -> bytes`: the term as a standalone
+/// external term; `strings="elixir"` writes a `str` as a UTF-8 binary (see [`Strings`]).
 ///
 /// Example: `encode((Atom("ok"), [1, 2]))` is `{ok, [1, 2]}` for `binary_to_term/1`.
 #[pyfunction]
-#[pyo3(signature = (term, *, compressed = None))]
+#[pyo3(signature = (term, *, compressed = None, strings = None))]
 pub fn encode<'py>(
     term: &Bound<'py, PyAny>,
     compressed: Option<&Bound<'py, PyAny>>,
+    strings: Option<&str>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let py = term.py();
     let level = compression_level(compressed)?;
+    let strings = Strings::from_name(strings)?;
     let mut buf = BUFFER.with(Cell::take);
     buf.clear();
     buf.push(etf::VERSION);
     let result = match level {
-        None => encode_spliced(term, &mut buf),
-        Some(level) => encode_body(term, &mut buf)
+        None => encode_spliced(term, &mut buf, strings),
+        Some(level) => encode_body(term, &mut buf, strings)
             .map(|()| PyBytes::new(py, &writer::compress(buf.clone(), level))),
     };
     if buf.capacity() <= KEEP_BUFFER {

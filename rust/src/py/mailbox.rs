@@ -4,7 +4,7 @@
 //! it spins it may read and route what its connection received (`Process::spin_for_message`),
 //! still without the GIL.
 
-use super::decode::{decode_body, term_to_py};
+use super::decode::{decode_body, term_to_py, Strings};
 use super::dispatch::Served;
 use super::encode::{encode_body, py_to_term};
 use super::node::{
@@ -28,8 +28,12 @@ const RECEIVE_MANY_LIMIT: usize = 1024;
 const SIGNAL_SLICE: Duration = Duration::from_millis(100);
 
 /// A received message as a Python object, decoded now, in the calling thread.
-pub(super) fn decode_message(py: Python<'_>, message: &Message) -> PyResult<Py<PyAny>> {
-    decode_body(py, &message.body, &message.atoms)
+pub(super) fn decode_message(
+    py: Python<'_>,
+    message: &Message,
+    strings: Strings,
+) -> PyResult<Py<PyAny>> {
+    decode_body(py, &message.body, &message.atoms, strings)
 }
 
 /// The native mailbox; `erlnode.Mailbox` wraps it.
@@ -54,6 +58,11 @@ impl PyMailbox {
 
     pub(super) fn process(&self) -> &Arc<Process> {
         &self.served.process
+    }
+
+    /// A received message as a Python object, with the node's `strings=`.
+    fn decode(&self, py: Python<'_>, message: &Message) -> PyResult<Py<PyAny>> {
+        decode_message(py, message, self.served.strings)
     }
 }
 
@@ -107,7 +116,13 @@ impl PyMailbox {
 
     fn send(&self, dest: &Bound<'_, PyAny>, message: &Bound<'_, PyAny>) -> PyResult<()> {
         let node = &self.node.get().node;
-        send_from(node, &self.process().pid, dest, message)
+        send_from(
+            node,
+            &self.process().pid,
+            dest,
+            message,
+            self.served.strings,
+        )
     }
 
     /// Sends every message of `messages` to `dest`, in order: `send` in a loop, for less.
@@ -122,7 +137,7 @@ impl PyMailbox {
         let mut encoded = Vec::new();
         let mut ends = Vec::new();
         for message in messages.try_iter()? {
-            encode_body(&message?, &mut encoded)?;
+            encode_body(&message?, &mut encoded, self.served.strings)?;
             ends.push(encoded.len());
         }
         let encoded = bytes::Bytes::from(encoded);
@@ -141,7 +156,7 @@ impl PyMailbox {
     fn receive(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
         let process = self.process();
         if let Some(message) = process.pop() {
-            return decode_message(py, &message);
+            return self.decode(py, &message);
         }
         let deadline = match timeout {
             Some(t) => Some(Instant::now() + to_duration(t)?),
@@ -154,7 +169,7 @@ impl PyMailbox {
                 _ => slice_end,
             };
             match py.detach(|| process.wait(Some(until))) {
-                Ok(message) => return decode_message(py, &message),
+                Ok(message) => return self.decode(py, &message),
                 Err(Empty::Closed) => {
                     return Err(NodeClosedError::new_err("the mailbox is closed"))
                 }
@@ -190,7 +205,7 @@ impl PyMailbox {
         let list = PyList::empty(py);
         list.append(first)?;
         for message in &batch {
-            list.append(decode_message(py, message)?)?;
+            list.append(self.decode(py, message)?)?;
         }
         Ok(list)
     }
@@ -211,7 +226,7 @@ impl PyMailbox {
             None => process.spin_for_message(AfterWrite::MayYield),
         };
         match found {
-            Some(message) => decode_message(py, &message),
+            Some(message) => self.decode(py, &message),
             None => self.try_receive(py, default),
         }
     }
@@ -220,7 +235,7 @@ impl PyMailbox {
     #[pyo3(signature = (default=None))]
     fn try_receive(&self, py: Python<'_>, default: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
         match self.process().try_receive() {
-            Some(message) => decode_message(py, &message),
+            Some(message) => self.decode(py, &message),
             None => {
                 if self.process().is_closed() {
                     return Err(NodeClosedError::new_err("the mailbox is closed"));
@@ -266,7 +281,7 @@ impl PyMailbox {
     /// Sends the exit signal `reason` to `pid` (`exit/2`).
     fn exit(&self, pid: &Bound<'_, PyAny>, reason: &Bound<'_, PyAny>) -> PyResult<()> {
         let pid = parse_pid(pid)?;
-        let reason = py_to_term(reason)?;
+        let reason = py_to_term(reason, self.served.strings)?;
         self.node
             .get()
             .node
@@ -291,7 +306,7 @@ impl PyMailbox {
     #[pyo3(signature = (reason=None))]
     fn close(&self, py: Python<'_>, reason: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let reason = match reason {
-            Some(r) => py_to_term(r)?,
+            Some(r) => py_to_term(r, self.served.strings)?,
             None => Term::atom("normal"),
         };
         let node = &self.node.get().node;

@@ -4,7 +4,7 @@
 //! [`super::mailbox`] for `receive`); callbacks run on the node's dispatcher thread
 //! ([`super::dispatch`]).
 
-use super::decode::term_to_py;
+use super::decode::{term_to_py, Strings};
 use super::dispatch::{Dispatcher, Served};
 use super::encode::{encode_body, py_to_term};
 use super::mailbox::PyMailbox;
@@ -14,7 +14,7 @@ use crate::etf::{Atom, Pid, Term};
 use crate::node::{lock, Dest, Node, NodeConfig, NodeError, Process};
 use pyo3::exceptions::{PyConnectionError, PyTimeoutError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyString, PyTuple};
+use pyo3::types::{PyDict, PyString, PyTuple};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -59,6 +59,9 @@ pub struct PyNode {
     dispatcher: Dispatcher,
     /// The pid anonymous sends come from (never receives anything).
     anonymous: Mutex<Option<Arc<Process>>>,
+    /// How the text of every message the node's mailboxes receive is decoded, and how their
+    /// `str`s are sent (`strings=`, see [`Strings`]).
+    strings: Strings,
 }
 
 #[pymethods]
@@ -66,7 +69,7 @@ impl PyNode {
     // `ticktime` and `handshake_timeout` in seconds; None takes `NodeConfig::default()`'s
     // (the module's `DEFAULT_TICKTIME`, `DEFAULT_HANDSHAKE_TIMEOUT`).
     #[new]
-    #[pyo3(signature = (name=None, cookie=None, *, hidden=true, ticktime=None, epmd_port=None, listen="0.0.0.0:0", handshake_timeout=None, tls=None, allowed_nodes=None, max_message_size=None))]
+    #[pyo3(signature = (name=None, cookie=None, *, hidden=true, ticktime=None, epmd_port=None, listen="0.0.0.0:0", handshake_timeout=None, tls=None, allowed_nodes=None, max_message_size=None, strings=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -80,8 +83,10 @@ impl PyNode {
         tls: Option<PyRef<'_, PyTlsConfig>>,
         allowed_nodes: Option<Vec<String>>,
         max_message_size: Option<usize>,
+        strings: Option<&str>,
     ) -> PyResult<Self> {
         let defaults = NodeConfig::default();
+        let strings = Strings::from_name(strings)?;
         let listen: SocketAddr = listen.parse().map_err(|_| {
             PyValueError::new_err(format!("listen address {listen:?} is not ip:port"))
         })?;
@@ -113,7 +118,14 @@ impl PyNode {
             node,
             dispatcher: Dispatcher::default(),
             anonymous: Mutex::new(None),
+            strings,
         })
+    }
+
+    /// The `strings=` mode's name.
+    #[getter]
+    fn strings(&self) -> &'static str {
+        self.strings.name()
     }
 
     #[getter]
@@ -171,6 +183,7 @@ impl PyNode {
             process,
             callback: Mutex::new(None),
             wake_fd: Mutex::new(None),
+            strings: this.strings,
         });
         if let Some(cb) = callback {
             *lock(&served.callback) = Some(cb);
@@ -188,7 +201,7 @@ impl PyNode {
             }
             anon.as_ref().map(|p| p.pid.clone()).expect("just set")
         };
-        send_from(&self.node, &from, dest, message)
+        send_from(&self.node, &from, dest, message, self.strings)
     }
 
     /// `net_adm:ping`: True when the peer answers `yes`.
@@ -213,6 +226,32 @@ impl PyNode {
             .collect();
         nodes.sort();
         nodes
+    }
+
+    /// `{"mailboxes": n, "connections": {peer: {...}}}`: see `Node.stats` for the keys.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let stats = self.node.stats();
+        let connections = PyDict::new(py);
+        for c in &stats.connections {
+            let up_since = c
+                .up_since
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            let entry = PyDict::new(py);
+            entry.set_item("bytes_in", c.bytes_in)?;
+            entry.set_item("bytes_out", c.bytes_out)?;
+            entry.set_item("messages_in", c.messages_in)?;
+            entry.set_item("messages_out", c.messages_out)?;
+            entry.set_item("send_queue", c.send_queue)?;
+            entry.set_item("last_in", c.last_in.as_secs_f64())?;
+            entry.set_item("last_out", c.last_out.as_secs_f64())?;
+            entry.set_item("up_since", up_since)?;
+            connections.set_item(c.peer.as_str(), entry)?;
+        }
+        let result = PyDict::new(py);
+        result.set_item("mailboxes", stats.mailboxes)?;
+        result.set_item("connections", connections)?;
+        Ok(result)
     }
 
     /// A new unique reference of this node.
@@ -279,7 +318,7 @@ pub(super) fn parse_pid(obj: &Bound<'_, PyAny>) -> PyResult<Pid> {
 }
 
 pub(super) fn parse_reference(obj: &Bound<'_, PyAny>) -> PyResult<crate::etf::Reference> {
-    match py_to_term(obj) {
+    match py_to_term(obj, Strings::default()) {
         Ok(Term::Reference(r)) => Ok(r),
         _ => Err(PyTypeError::new_err(format!(
             "expected a Reference, not {}",
@@ -341,10 +380,11 @@ pub(super) fn send_from(
     from: &Pid,
     dest: &Bound<'_, PyAny>,
     message: &Bound<'_, PyAny>,
+    strings: Strings,
 ) -> PyResult<()> {
     let dest = parse_dest(dest)?;
     let mut body = Vec::with_capacity(64);
-    encode_body(message, &mut body)?;
+    encode_body(message, &mut body, strings)?;
     node.send(from, &dest, bytes::Bytes::from(body))
         .map_err(node_error)
 }

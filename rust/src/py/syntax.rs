@@ -5,7 +5,7 @@
 //! exactly what `decode` would give for the same term, and `format_term` accepts exactly what
 //! `encode` accepts.
 
-use super::decode::term_to_py;
+use super::decode::{term_to_py, Strings};
 use super::encode::py_to_term;
 use crate::etf;
 use pyo3::exceptions::PyValueError;
@@ -52,7 +52,7 @@ pub fn parse_term(py: Python<'_>, text: &str) -> PyResult<Py<PyAny>> {
 /// Example: `format_term((Atom("ok"), [1, 2], b"bin"))` is `'{ok,[1,2],<<"bin">>}'`.
 #[pyfunction]
 pub fn format_term(term: &Bound<'_, PyAny>) -> PyResult<String> {
-    Ok(etf::format_term(&py_to_term(term)?))
+    Ok(etf::format_term(&py_to_term(term, Strings::default())?))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -18,7 +18,7 @@ use crate::dist::framing::Deframer;
 use crate::dist::packet::{Incoming, Receiver};
 use crate::node::{lock, runtime, Inner};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, Interest};
@@ -74,6 +74,10 @@ pub(super) struct Input {
     last_data: LastSeen,
     /// The largest frame, and the largest message reassembled from fragments, accepted.
     max_message: usize,
+    /// Bytes read, and signals (messages, links, monitors, ...; not ticks) dispatched, for
+    /// `Node::stats`: added to once per read, never per byte (see [`Input::note_read`]).
+    pub(super) bytes_in: AtomicU64,
+    pub(super) messages_in: AtomicU64,
 }
 
 /// What reading a raw socket from several threads needs.
@@ -128,7 +132,23 @@ impl Input {
             stopped: AtomicBool::new(false),
             last_data: LastSeen::new(epoch),
             max_message,
+            bytes_in: AtomicU64::new(0),
+            messages_in: AtomicU64::new(0),
         }
+    }
+
+    /// One read of `bytes` that completed `signals` signals: for the connection's statistics.
+    /// Relaxed: nothing is ordered by these counts, and a reader may see one a read behind.
+    fn note_read(&self, bytes: usize, signals: u64) {
+        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+        if signals > 0 {
+            self.messages_in.fetch_add(signals, Ordering::Relaxed);
+        }
+    }
+
+    /// Since data (a message or a tick) last came in.
+    pub(super) fn since_data(&self) -> Duration {
+        self.last_data.elapsed()
     }
 
     /// The read side of a plain TCP socket, which receiving threads may read too.
@@ -201,11 +221,15 @@ impl Input {
         state.frames.make_room();
         let ended = match state.read(&input.socket, FEED_AT_MOST, false) {
             Ok(0) => Some("closed by peer".to_string()),
-            Ok(_) => {
+            Ok(got) => {
                 self.last_data.touch();
-                state
-                    .cut_frames(|incoming| node.dispatch(conn, incoming))
-                    .err()
+                match state.cut_frames(|incoming| node.dispatch(conn, incoming)) {
+                    Ok(signals) => {
+                        self.note_read(got, signals);
+                        None
+                    }
+                    Err(reason) => Some(reason),
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => None,
@@ -298,16 +322,20 @@ impl ReadState {
     }
 
     /// Cuts every complete frame out of the buffer and hands each incoming signal to
-    /// `dispatch`. An error means the connection must end.
-    pub(super) fn cut_frames(&mut self, mut dispatch: impl FnMut(Incoming)) -> Result<(), String> {
+    /// `dispatch`; returns how many it handed. An error means the connection must end.
+    pub(super) fn cut_frames(&mut self, mut dispatch: impl FnMut(Incoming)) -> Result<u64, String> {
+        let mut signals = 0;
         while let Some(frame) = self.frames.next_frame().map_err(|e| e.to_string())? {
             match self.receiver.receive(frame) {
-                Ok(Some(incoming)) => dispatch(incoming),
+                Ok(Some(incoming)) => {
+                    dispatch(incoming);
+                    signals += 1;
+                }
                 Ok(None) => {}
                 Err(e) => return Err(format!("bad frame: {e}")),
             }
         }
-        Ok(())
+        Ok(signals)
     }
 }
 
@@ -337,10 +365,11 @@ pub(super) async fn read_stream<R: AsyncRead + Unpin>(
         };
         match read {
             Ok(0) => return "closed by peer".to_string(),
-            Ok(_) => {
+            Ok(got) => {
                 input.last_data.touch();
-                if let Err(reason) = state.cut_frames(|incoming| node.dispatch(conn, incoming)) {
-                    return reason;
+                match state.cut_frames(|incoming| node.dispatch(conn, incoming)) {
+                    Ok(signals) => input.note_read(got, signals),
+                    Err(reason) => return reason,
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -459,8 +488,9 @@ pub(super) async fn read_socket(
                 runtime::note_read(got);
                 input.last_data.touch();
                 let dispatch = |incoming| node.dispatch(conn, incoming);
-                if let Err(reason) = state.cut_frames(dispatch) {
-                    return reason;
+                match state.cut_frames(dispatch) {
+                    Ok(signals) => input.note_read(got, signals),
+                    Err(reason) => return reason,
                 }
             }
             if drained {

@@ -26,7 +26,7 @@ use input::Input;
 use output::Output;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// When something last happened, in ms since the connection started: a time any thread
 /// can set or read without a lock.
@@ -70,6 +70,30 @@ pub struct Connection {
     /// Unique in the process: not the address, which a later connection may reuse.
     id: usize,
     reader: Mutex<Option<tokio::task::AbortHandle>>,
+    /// When the handshake completed.
+    up_since: SystemTime,
+}
+
+/// What a connection has carried, and how it stands: [`Connection::stats`].
+#[derive(Clone, Debug)]
+pub struct ConnectionStats {
+    pub peer: Atom,
+    /// Bytes read from and written to the peer since the handshake, ticks included.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Signals received and sent: messages, and links, monitors, exits... (not ticks).
+    pub messages_in: u64,
+    pub messages_out: u64,
+    /// Bytes sent but not yet written to the socket.
+    pub send_queue: usize,
+    /// Since anything (a signal or a tick) last came from the peer: `net_ticktime` counts
+    /// from it.
+    pub last_in: Duration,
+    /// Since anything was last written to the peer (a tick goes out when this reaches a
+    /// tick period).
+    pub last_out: Duration,
+    /// When the connection came up (its handshake completed).
+    pub up_since: SystemTime,
 }
 
 /// The last connection id handed out.
@@ -92,7 +116,7 @@ impl Connection {
             log::warn!("cannot send to {}: {e}", self.peer);
             return false;
         }
-        self.output.push(frames)
+        self.output.push(frames, 1)
     }
 
     /// Sends one control message per payload, as one write: the batch path of `send_many`.
@@ -101,8 +125,10 @@ impl Connection {
         let mut sender = lock(&self.sender);
         let result = sender.encode_many(control, payloads.iter().map(|p| &p[..]), &mut batch);
         // The frames made before a failure go out all the same: they may carry atom cache
-        // entries the sender now counts as known to the peer.
-        let pushed = self.output.push([Bytes::from(batch)]);
+        // entries the sender now counts as known to the peer. (Their messages are not
+        // counted then: the sender does not say how many it made.)
+        let messages = if result.is_ok() { payloads.len() } else { 0 };
+        let pushed = self.output.push([Bytes::from(batch)], messages as u64);
         if let Err(e) = result {
             log::warn!("cannot send to {}: {e}", self.peer);
             return false;
@@ -130,6 +156,22 @@ impl Connection {
     /// A handle a process keeps on where its messages come from.
     pub fn as_source(&self) -> Weak<dyn Feed> {
         self.me.clone()
+    }
+
+    /// What the connection has carried, and how it stands.
+    pub fn stats(&self) -> ConnectionStats {
+        let (bytes_out, messages_out, send_queue) = self.output.counts();
+        ConnectionStats {
+            peer: self.peer.clone(),
+            bytes_in: self.input.bytes_in.load(Ordering::Relaxed),
+            bytes_out,
+            messages_in: self.input.messages_in.load(Ordering::Relaxed),
+            messages_out,
+            send_queue,
+            last_in: self.input.since_data(),
+            last_out: self.output.since_write(),
+            up_since: self.up_since,
+        }
     }
 
     /// Stops the reader, and the writer once it has written what is queued (then the peer
@@ -170,6 +212,7 @@ pub fn start(
     timeout: Duration,
 ) -> std::io::Result<Arc<Connection>> {
     let epoch = Instant::now();
+    let up_since = SystemTime::now();
     let max_message = node.config.max_message_size;
     let rt = tokio::runtime::Handle::current();
     let make = |input: Input, output: Arc<Output>| {
@@ -184,6 +227,7 @@ pub fn start(
             me: me.clone(),
             id: CONNECTION_IDS.fetch_add(1, Ordering::Relaxed) + 1,
             reader: Mutex::new(None),
+            up_since,
         })
     };
     let (conn, reader) = match stream.split()? {

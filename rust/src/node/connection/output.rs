@@ -40,6 +40,10 @@ struct Outbox {
     closed: bool,
     /// When a sending thread last wrote to the socket itself.
     last_direct: Option<Instant>,
+    /// Bytes and messages handed to the connection (written, or queued to be), for
+    /// `Node::stats`: plain counts, as the lock is held anyway.
+    bytes_out: u64,
+    messages_out: u64,
 }
 
 impl Outbox {
@@ -90,12 +94,14 @@ impl Output {
         }
     }
 
-    /// Writes or queues frames, keeping their order. False once the connection is closed.
-    pub(super) fn push(&self, frames: impl IntoIterator<Item = Bytes>) -> bool {
+    /// Writes or queues frames, keeping their order; they carry `messages` messages (0 for a
+    /// tick). False once the connection is closed.
+    pub(super) fn push(&self, frames: impl IntoIterator<Item = Bytes>, messages: u64) -> bool {
         let mut out = lock(&self.outbox);
         if out.closed {
             return false;
         }
+        let mut bytes = 0;
         let mut frames = frames.into_iter();
         let now = Instant::now();
         let in_burst = out
@@ -105,6 +111,7 @@ impl Output {
             out.last_direct = Some(now);
             if let Some(socket) = &self.direct {
                 for frame in frames.by_ref() {
+                    bytes += frame.len();
                     let written = write_some(socket, &frame);
                     if written < frame.len() {
                         out.enqueue(frame.slice(written..));
@@ -115,13 +122,29 @@ impl Output {
             }
         }
         for frame in frames {
+            bytes += frame.len();
             out.enqueue(frame);
         }
+        out.bytes_out += bytes as u64;
+        out.messages_out += messages;
         if !out.is_empty() && !out.writer_busy {
             out.writer_busy = true;
             self.wake_writer.notify_one();
         }
         true
+    }
+
+    /// Bytes and messages handed to the connection so far, and the bytes of them still
+    /// waiting to be written.
+    pub(super) fn counts(&self) -> (u64, u64, usize) {
+        let out = lock(&self.outbox);
+        let queued = out.queue.iter().map(Bytes::len).sum::<usize>() + out.tail.len();
+        (out.bytes_out, out.messages_out, queued)
+    }
+
+    /// Since anything was last written.
+    pub(super) fn since_write(&self) -> Duration {
+        self.last_write.elapsed()
     }
 
     pub(super) fn close(&self) {
@@ -157,7 +180,7 @@ pub(super) async fn write_loop<W: AsyncWrite>(writer: W, output: Arc<Output>, ti
     loop {
         let idle = output.last_write.elapsed();
         if idle >= tick {
-            output.push([Bytes::from_static(&TICK)]);
+            output.push([Bytes::from_static(&TICK)], 0);
         }
         let wait = tick
             .saturating_sub(idle.min(tick))

@@ -263,3 +263,64 @@ fn two_nodes_talk_over_a_pipe_that_is_not_tcp() {
     a.close();
     b.close();
 }
+
+/// `Node::stats` counts what each connection carried, on both sides, and its mailboxes.
+#[test]
+fn stats_count_the_messages_and_bytes_of_each_connection() {
+    use crate::node::Dest;
+    let (a, b) = node_pair();
+    let inbox = a.spawn_process(Some("inbox")).unwrap();
+    let sender = b.spawn_process(None).unwrap();
+    assert_eq!(a.stats().mailboxes, 1);
+    assert!(a.stats().connections.is_empty());
+    let deadline = || Some(Instant::now() + Duration::from_secs(5));
+    let payload = body(&Term::Binary(Bytes::from(vec![7u8; 1000])));
+    for _ in 0..10 {
+        b.send(
+            &sender.pid,
+            &Dest::Remote(Atom::new("inbox"), a.name()),
+            payload.clone(),
+        )
+        .unwrap();
+    }
+    for _ in 0..10 {
+        inbox.wait(deadline()).expect("a message from b");
+    }
+    // The reader counts a read once it has dispatched its messages: a moment after the
+    // mailbox has them.
+    let until = Instant::now() + Duration::from_secs(5);
+    let settled = |stats: &crate::node::NodeStats| {
+        stats
+            .connections
+            .first()
+            .is_some_and(|c| c.messages_in == 10)
+    };
+    while !settled(&a.stats()) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (sent, received) = (b.stats(), a.stats());
+    assert_eq!(sent.mailboxes, 1);
+    let [out] = &sent.connections[..] else {
+        panic!("b has one connection: {sent:?}")
+    };
+    let [inn] = &received.connections[..] else {
+        panic!("a has one connection: {received:?}")
+    };
+    assert_eq!((&out.peer, &inn.peer), (&a.name(), &b.name()));
+    assert_eq!(out.messages_out, 10);
+    assert_eq!(inn.messages_in, 10);
+    // Each message carries its 1000-byte binary, and nothing is written twice.
+    assert!(out.bytes_out >= 10_000 && out.bytes_out < 12_000, "{out:?}");
+    assert!(
+        inn.bytes_in >= 10_000 && inn.bytes_in <= out.bytes_out,
+        "{inn:?}"
+    );
+    assert_eq!(out.send_queue, 0);
+    assert!(inn.last_in < Duration::from_secs(2) && out.last_out < Duration::from_secs(2));
+    let age = std::time::SystemTime::now()
+        .duration_since(inn.up_since)
+        .unwrap();
+    assert!(age < Duration::from_secs(30), "{age:?}");
+    a.close();
+    b.close();
+}
