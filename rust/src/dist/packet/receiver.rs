@@ -282,6 +282,10 @@ fn pass_through(frame: Bytes) -> Result<Incoming, DistError> {
         if r.u8()? != etf::VERSION {
             return Err(err("pass-through message lacks its version byte"));
         }
+        // A version byte and no term is no message (as a `131,68` frame without one is).
+        if r.remaining() == 0 {
+            return Err(err("pass-through message is empty"));
+        }
         Some(frame.slice(r.position()..))
     };
     finish(control, payload, Arc::from(Vec::new()))

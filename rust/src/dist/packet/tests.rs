@@ -270,6 +270,13 @@ fn malformed_frames_are_errors() {
     frame.extend_from_slice(&link);
     frame.extend_from_slice(&[97, 1]);
     assert!(rx.receive(Bytes::from(frame)).is_err());
+    // A pass-through SEND whose message is a version byte and nothing (found by the
+    // dist_frames fuzzer: it came out as an empty message).
+    let mut frame = vec![112, 131];
+    frame.extend_from_slice(&send);
+    frame.push(131);
+    let e = rx.receive(Bytes::from(frame)).unwrap_err();
+    assert!(e.to_string().contains("message is empty"), "{e}");
     // PAYLOAD_EXIT whose reason has trailing garbage.
     let exit = term_body(&Term::tuple(vec![
         Term::Int(control::PAYLOAD_EXIT),
