@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: build build-profiling test demo bench lint erlang otp-roots clean-otp-roots cargo-test pytest clean
+.PHONY: build build-profiling test demo bench lint erlang otp-roots clean-otp-roots cargo-test pytest clean fuzz
 
 $(VENV)/.tools: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -86,6 +86,35 @@ bench: build erlang
 	$(VPY) benches/resources.py --write
 	@if command -v valgrind >/dev/null; then $(VPY) benches/instructions.py --write; \
 		else echo "valgrind not installed: instruction counts (benches/instructions.py) skipped"; fi
+
+# A fuzzing campaign (nightly Rust and cargo-fuzz, installed when missing; see fuzz/README.md):
+# each target in turn for FUZZ_SECONDS, one process, at low priority; its corpus grows in
+# fuzz/corpus/<target> and is minimised afterwards. Prints executions and coverage per target.
+# A crash stops the run; the input is in fuzz/artifacts/<target>/, the log in fuzz/logs/.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= etf handshake handshake_messages dist_frames epmd
+FUZZ_FLAGS := -max_len=4096 -timeout=10 -print_final_stats=1
+fuzz:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz
+	nice -n 10 cargo +nightly fuzz build
+	@mkdir -p fuzz/logs
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzzing $$t for $(FUZZ_SECONDS) s (log: fuzz/logs/$$t.log)"; \
+		nice -n 10 cargo +nightly fuzz run $$t fuzz/corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS) > fuzz/logs/$$t.log 2>&1 \
+			|| { tail -n 60 fuzz/logs/$$t.log; echo "fuzz target $$t failed"; exit 1; }; \
+		nice -n 10 cargo +nightly fuzz cmin $$t fuzz/corpus/$$t -- $(FUZZ_FLAGS) \
+			> fuzz/logs/$$t.cmin.log 2>&1 \
+			|| { tail -n 60 fuzz/logs/$$t.cmin.log; echo "minimising $$t failed"; exit 1; }; \
+	done
+	@echo; echo "target              executions      cov       ft   corpus"
+	@for t in $(FUZZ_TARGETS); do \
+		execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' fuzz/logs/$$t.log); \
+		cov=$$(grep -o 'DONE *cov: [0-9]* ft: [0-9]*' fuzz/logs/$$t.log | awk '{print $$3, $$5}'); \
+		files=$$(ls fuzz/corpus/$$t | wc -l); bytes=$$(cat fuzz/corpus/$$t/* | wc -c); \
+		printf '%-18s %11s %8s %8s   %s files, %s bytes\n' $$t "$$execs" $$cov "$$files" "$$bytes"; \
+	done
 
 # stubtest compares the hand-written _erlnode.pyi with the built extension: hence `build`.
 lint: build

@@ -50,6 +50,7 @@ pub fn decode_with(data: &[u8], options: &DecodeOptions<'_>) -> Result<Term, Dec
         let mut inner = Reader::new(&inflated);
         let term = decode_term(&mut inner, options.atom_cache)?;
         if inner.remaining() != 0 {
+            term.drop_flat();
             return Err(inner.error("trailing bytes after the term (inside compressed data)"));
         }
         term
@@ -57,6 +58,7 @@ pub fn decode_with(data: &[u8], options: &DecodeOptions<'_>) -> Result<Term, Dec
         decode_term(&mut reader, options.atom_cache)?
     };
     if reader.remaining() != 0 {
+        term.drop_flat();
         return Err(reader.error("trailing bytes after the term"));
     }
     Ok(term)
@@ -77,7 +79,15 @@ fn decode_inner(r: &mut Reader<'_>, cache: &[Atom]) -> Result<Term, DecodeError>
             let (negative, magnitude) = r.big(tag)?;
             big_to_term(negative, magnitude)
         }
-        tags::NEW_FLOAT => Term::Float(r.f64()?),
+        tags::NEW_FLOAT => {
+            // Erlang floats are finite (OTP refuses the others, as FLOAT_EXT and the Python
+            // codec do here); a NaN would also make the term unequal to itself.
+            let f = r.f64()?;
+            if !f.is_finite() {
+                return Err(r.error_at(start, "float is not finite"));
+            }
+            Term::Float(f)
+        }
         tags::FLOAT => Term::Float(r.old_float()?),
         tags::ATOM
         | tags::SMALL_ATOM
@@ -91,28 +101,25 @@ fn decode_inner(r: &mut Reader<'_>, cache: &[Atom]) -> Result<Term, DecodeError>
                 r.u32()? as u64
             };
             let arity = r.check_count(arity, 1, "tuple")?;
-            let mut items = Vec::with_capacity(arity);
-            for _ in 0..arity {
-                items.push(decode_term(r, cache)?);
-            }
-            Term::Tuple(items)
+            Term::Tuple(decode_items(r, cache, arity)?.take())
         }
         tags::NIL => Term::List(Vec::new()),
         tags::STRING => {
             let len = r.u16()? as usize;
-            Term::String(r.bytes(len)?.to_vec())
+            match r.bytes(len)? {
+                // `[]`, which has one form: `[1 | ""]` is the proper list `[1]`.
+                [] => Term::nil(),
+                bytes => Term::String(bytes.to_vec()),
+            }
         }
         tags::LIST => {
             let len = r.u32()? as u64;
             let len = r.check_count(len + 1, 1, "list")? - 1;
-            let mut items = Vec::with_capacity(len);
-            for _ in 0..len {
-                items.push(decode_term(r, cache)?);
-            }
+            let mut items = decode_items(r, cache, len)?;
             match decode_term(r, cache)? {
-                Term::List(tail) if tail.is_empty() => Term::List(items),
-                tail if items.is_empty() => tail,
-                tail => Term::ImproperList(items, Box::new(tail)),
+                Term::List(tail) if tail.is_empty() => Term::List(items.take()),
+                tail if items.0.is_empty() => tail,
+                tail => Term::ImproperList(items.take(), Box::new(tail)),
             }
         }
         tags::BINARY => {
@@ -129,10 +136,9 @@ fn decode_inner(r: &mut Reader<'_>, cache: &[Atom]) -> Result<Term, DecodeError>
         tags::MAP => {
             let arity = r.u32()? as u64;
             let arity = r.check_count(arity, 2, "map")?;
+            let mut keys_and_values = decode_items(r, cache, 2 * arity)?.take().into_iter();
             let mut pairs = Vec::with_capacity(arity);
-            for _ in 0..arity {
-                let key = decode_term(r, cache)?;
-                let value = decode_term(r, cache)?;
+            while let (Some(key), Some(value)) = (keys_and_values.next(), keys_and_values.next()) {
                 pairs.push((key, value));
             }
             Term::Map(pairs)
@@ -197,18 +203,48 @@ fn decode_fun(r: &mut Reader<'_>, start: usize, cache: &[Atom]) -> Result<Fun, D
     let index = r.u32()?;
     let num_free = r.u32()? as u64;
     let module = r.atom(cache)?;
-    let old_index = decode_term(r, cache)?;
-    let old_uniq = decode_term(r, cache)?;
-    let pid = decode_term(r, cache)?;
+    // OldIndex, OldUniq and Pid, then the free variables (any terms, dropped flat).
+    let mut parts = decode_items(r, cache, 3)?;
     let num_free = r.check_count(num_free, 1, "fun environment")?;
-    let mut free = Vec::with_capacity(num_free);
+    parts.0.reserve(num_free);
     for _ in 0..num_free {
-        free.push(decode_term(r, cache)?);
+        parts.0.push(decode_term(r, cache)?);
     }
     if r.position() != end {
         return Err(r.error_at(start, "fun size does not match its contents"));
     }
+    let [old_index, old_uniq, pid, free @ ..] = &parts.0[..] else {
+        unreachable!("three parts decoded");
+    };
     Ok(Fun::from_parts(
-        arity, uniq, index, &module, &old_index, &old_uniq, &pid, &free,
+        arity, uniq, index, &module, old_index, old_uniq, pid, free,
     ))
+}
+
+/// `count` terms in a row.
+fn decode_items(r: &mut Reader<'_>, cache: &[Atom], count: usize) -> Result<Items, DecodeError> {
+    let mut items = Items(Vec::with_capacity(count));
+    for _ in 0..count {
+        items.0.push(decode_term(r, cache)?);
+    }
+    Ok(items)
+}
+
+/// Terms decoded so far, dropped flat ([`Term::drop_flat`]) unless taken: when decoding fails
+/// part way, or when they were only needed for a while (a fun's parts), one of them may be
+/// nested deeper than the stack could drop.
+struct Items(Vec<Term>);
+
+impl Items {
+    fn take(&mut self) -> Vec<Term> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl Drop for Items {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            Term::List(self.take()).drop_flat();
+        }
+    }
 }

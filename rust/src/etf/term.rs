@@ -197,6 +197,67 @@ impl Term {
             _ => None,
         }
     }
+
+    /// Drops the term without recursing. An ordinary drop (like `==`, `clone` and `{:?}`)
+    /// recurses once per level of nesting, so a term nested a few tens of thousands deep, which
+    /// a peer can send in a few hundred kilobytes, would overflow the thread's stack; code that
+    /// may hold such a term drops it with this instead.
+    pub fn drop_flat(self) {
+        if !self.has_elements() {
+            return;
+        }
+        let mut pending = vec![self];
+        while let Some(term) = pending.pop() {
+            match term {
+                Term::List(items) | Term::Tuple(items) => pending.extend(items),
+                Term::ImproperList(items, tail) => {
+                    pending.extend(items);
+                    pending.push(*tail);
+                }
+                Term::Map(pairs) => pending.extend(pairs.into_iter().flat_map(|(k, v)| [k, v])),
+                _ => {}
+            }
+        }
+    }
+
+    /// Whether containers (lists, tuples, maps) nest more than `limit` deep in the term
+    /// (`{[1]}` nests 2 deep); found without recursing.
+    pub fn nests_deeper_than(&self, limit: usize) -> bool {
+        let mut pending = vec![(self, 0)];
+        while let Some((term, depth)) = pending.pop() {
+            if !term.has_elements() {
+                continue;
+            }
+            if depth == limit {
+                return true;
+            }
+            let inner = depth + 1;
+            match term {
+                Term::List(items) | Term::Tuple(items) => {
+                    pending.extend(items.iter().map(|t| (t, inner)));
+                }
+                Term::ImproperList(items, tail) => {
+                    pending.extend(items.iter().map(|t| (t, inner)));
+                    pending.push((tail, inner));
+                }
+                Term::Map(pairs) => {
+                    pending.extend(pairs.iter().flat_map(|(k, v)| [(k, inner), (v, inner)]));
+                }
+                _ => {}
+            }
+        }
+        false
+    }
+
+    /// A container with at least one element.
+    fn has_elements(&self) -> bool {
+        match self {
+            Term::List(items) | Term::Tuple(items) => !items.is_empty(),
+            Term::ImproperList(..) => true,
+            Term::Map(pairs) => !pairs.is_empty(),
+            _ => false,
+        }
+    }
 }
 
 impl From<Atom> for Term {

@@ -1,7 +1,7 @@
 //! Round-trip property tests of the [`Term`] codec and edge cases of the reader.
 
 use super::reader::{inflate, Reader};
-use super::term::{Atom, BigInt, Pid, Port, Reference, Term};
+use super::term::{Atom, BigInt, Fun, Pid, Port, Reference, Term};
 use super::{decode, decode_with, encode, writer, DecodeOptions};
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -200,12 +200,31 @@ fn special_tags() {
         .unwrap_err()
         .message
         .contains("LOCAL_EXT"));
-    assert!(decode(&[131, 70, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0]).is_ok());
+    // NEW_FLOAT_EXT must be finite, as OTP requires (found by the etf/dist_frames fuzzers: a
+    // NaN was accepted and made a term unequal to itself).
+    for bits in [0x7ff8_0000_0000_0000u64, 0x7ff0 << 48, 0xfff0 << 48] {
+        let mut input = vec![131, 70];
+        input.extend_from_slice(&bits.to_be_bytes());
+        let error = decode(&input).unwrap_err();
+        assert!(error.message.contains("not finite"), "{error}");
+    }
+    assert_eq!(
+        decode(&[131, 70, 0xc0, 4, 0, 0, 0, 0, 0, 0]).unwrap(),
+        Term::Float(-2.5)
+    );
     let mut old = vec![131, 99];
     let mut text = format!("{:.20e}", -2.5f64).into_bytes();
     text.resize(31, 0);
     old.extend_from_slice(&text);
     assert_eq!(decode(&old).unwrap(), Term::Float(-2.5));
+    // An empty STRING_EXT is `[]` (found by the etf fuzzer: it was an empty Term::String, and
+    // `[1 | ""]` an improper list).
+    assert_eq!(decode(&[131, 107, 0, 0]).unwrap(), Term::nil());
+    let list_with_string_tail = [131, 108, 0, 0, 0, 1, 97, 1, 107, 0, 0];
+    assert_eq!(
+        decode(&list_with_string_tail).unwrap(),
+        Term::List(vec![Term::Int(1)])
+    );
     // Bit binaries need data and 1..8 bits.
     assert!(decode(&[131, 77, 0, 0, 0, 0, 3]).is_err());
     assert!(decode(&[131, 77, 0, 0, 0, 1, 0, 0]).is_err());
@@ -246,4 +265,56 @@ fn deep_nesting_does_not_overflow() {
     stacker::grow(512 << 20, move || drop(term));
     input.pop();
     assert!(decode(&input).is_err());
+}
+
+#[test]
+fn deep_terms_the_decoder_drops_do_not_overflow() {
+    // Found writing the fuzz harnesses: a deep term that decoding drops (a fun's free
+    // variable, or the terms before a decoding error) overflowed the stack; through
+    // `erlnode.decode` that was a segfault. The test thread has the default 2 MiB stack,
+    // which an ordinary drop of 100,000 levels overflows.
+    let depth = 100_000;
+    let deep: Vec<u8> = std::iter::repeat_n([104u8, 1], depth).flatten().collect();
+    let deep = [&deep[..], &[106]].concat();
+
+    // {Deep, <bad tag>}, [Deep | <bad tag>], #{Deep => <bad tag>}, Deep <trailing byte>.
+    for head in [&[104u8, 2][..], &[108, 0, 0, 0, 1], &[116, 0, 0, 0, 1], &[]] {
+        let input = [&[131][..], head, &deep, &[255]].concat();
+        assert!(decode(&input).is_err(), "{head:?}");
+    }
+
+    // A fun with the deep term as its free variable decodes (kept as bytes).
+    let fun = Fun::from_parts(
+        1,
+        [9; 16],
+        0,
+        &Atom::new("m"),
+        &Term::Int(0),
+        &Term::Int(0),
+        &Term::Pid(Pid {
+            node: Atom::new("a@h"),
+            id: 1,
+            serial: 0,
+            creation: 1,
+        }),
+        &[Term::Int(0)],
+    );
+    let mut input = vec![131];
+    input.extend_from_slice(&fun.raw[..fun.raw.len() - 2]); // without the free SMALL_INTEGER
+    input.extend_from_slice(&deep);
+    let size = (input.len() - 2) as u32;
+    input[2..6].copy_from_slice(&size.to_be_bytes());
+    match decode(&input).unwrap() {
+        Term::Fun(decoded) => assert_eq!(decoded.raw.len(), input.len() - 1),
+        other => panic!("not a fun: {other:?}"),
+    }
+
+    // drop_flat and nests_deeper_than never recurse.
+    let term = decode(&[&[131][..], &deep].concat()).unwrap();
+    assert!(term.nests_deeper_than(depth - 1));
+    assert!(!term.nests_deeper_than(depth));
+    term.drop_flat();
+    let shallow = Term::tuple(vec![Term::List(vec![Term::Int(1)]), Term::nil()]);
+    assert!(shallow.nests_deeper_than(1) && !shallow.nests_deeper_than(2));
+    assert!(!Term::nil().nests_deeper_than(0) && !Term::Int(1).nests_deeper_than(0));
 }

@@ -23,7 +23,7 @@ mod sender;
 #[cfg(test)]
 mod tests;
 
-pub use receiver::{Receiver, DEFAULT_MAX_REASSEMBLY};
+pub use receiver::{Receiver, DEFAULT_MAX_REASSEMBLY, MAX_CONTROL_NESTING};
 pub use sender::{Sender, DEFAULT_FRAGMENT_SIZE};
 
 use super::control::Control;

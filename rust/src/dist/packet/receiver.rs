@@ -19,6 +19,12 @@ pub const DEFAULT_MAX_REASSEMBLY: usize = 256 << 20;
 /// At most this much is set aside for a fragmented message before its data arrives.
 const PREALLOCATE_LIMIT: usize = 64 << 20;
 
+/// The deepest nesting of lists, tuples and maps accepted in a control message or an exit
+/// reason (real ones nest a few levels). The node logs, compares, converts and drops these
+/// terms, each of which recurses once per level: a peer's term nested tens of thousands deep
+/// would overflow the stack and abort the process. Deeper is a malformed frame.
+pub const MAX_CONTROL_NESTING: usize = 1000;
+
 /// A message whose first fragment has arrived.
 struct Partial {
     atoms: Arc<[Atom]>,
@@ -269,12 +275,16 @@ fn pass_through(frame: Bytes) -> Result<Incoming, DistError> {
     if r.u8()? != etf::VERSION {
         return Err(err("pass-through control message lacks its version byte"));
     }
-    let control = decode_term(&mut r, &[])?;
+    let control = control_term(&mut r, &[])?;
     let payload = if r.remaining() == 0 {
         None
     } else {
         if r.u8()? != etf::VERSION {
             return Err(err("pass-through message lacks its version byte"));
+        }
+        // A version byte and no term is no message (as a `131,68` frame without one is).
+        if r.remaining() == 0 {
+            return Err(err("pass-through message is empty"));
         }
         Some(frame.slice(r.position()..))
     };
@@ -291,7 +301,7 @@ fn message(mut data: Bytes, atoms: Arc<[Atom]>) -> Result<Incoming, DistError> {
         });
     }
     let mut r = Reader::new(&data);
-    let control = decode_term(&mut r, &atoms)?;
+    let control = control_term(&mut r, &atoms)?;
     let payload = (r.remaining() != 0).then(|| data.slice(r.position()..));
     finish(control, payload, atoms)
 }
@@ -345,6 +355,18 @@ fn plain_send(data: &[u8], atoms: &[Atom]) -> Option<(Control, usize)> {
     (r.remaining() > 0).then_some((control, r.position()))
 }
 
+/// A control message or exit reason: a term nested at most [`MAX_CONTROL_NESTING`] deep.
+fn control_term(r: &mut Reader<'_>, atoms: &[Atom]) -> Result<Term, DistError> {
+    let term = decode_term(r, atoms)?;
+    if term.nests_deeper_than(MAX_CONTROL_NESTING) {
+        term.drop_flat();
+        return Err(err(format!(
+            "control message or exit reason nested more than {MAX_CONTROL_NESTING} deep"
+        )));
+    }
+    Ok(term)
+}
+
 fn finish(
     control: Term,
     payload: Option<Bytes>,
@@ -356,7 +378,7 @@ fn finish(
             return Err(err(format!("{control:?} lacks its exit reason payload")));
         };
         let mut r = Reader::new(&body);
-        let reason = decode_term(&mut r, &atoms)?;
+        let reason = control_term(&mut r, &atoms)?;
         if r.remaining() != 0 {
             return Err(err("trailing bytes after the exit reason"));
         }

@@ -270,6 +270,13 @@ fn malformed_frames_are_errors() {
     frame.extend_from_slice(&link);
     frame.extend_from_slice(&[97, 1]);
     assert!(rx.receive(Bytes::from(frame)).is_err());
+    // A pass-through SEND whose message is a version byte and nothing (found by the
+    // dist_frames fuzzer: it came out as an empty message).
+    let mut frame = vec![112, 131];
+    frame.extend_from_slice(&send);
+    frame.push(131);
+    let e = rx.receive(Bytes::from(frame)).unwrap_err();
+    assert!(e.to_string().contains("message is empty"), "{e}");
     // PAYLOAD_EXIT whose reason has trailing garbage.
     let exit = term_body(&Term::tuple(vec![
         Term::Int(control::PAYLOAD_EXIT),
@@ -294,6 +301,46 @@ fn unknown_operation_is_kept() {
         .unwrap();
     assert_eq!(got.control, Control::Unknown(term));
     assert_eq!(&got.payload.unwrap().body[..], &[97, 5]);
+}
+
+/// `n` one-element tuples around `[]`, without the version byte.
+fn nested(n: usize) -> Vec<u8> {
+    let mut body: Vec<u8> = std::iter::repeat_n([104u8, 1], n).flatten().collect();
+    body.push(106);
+    body
+}
+
+#[test]
+fn deeply_nested_controls_and_reasons_are_errors_not_stack_overflows() {
+    // A control or exit reason nested 100,000 deep used to come out of the receiver and
+    // overflow the stack wherever the node dropped or logged it (found writing the fuzz
+    // harnesses). The test thread has the default 2 MiB stack.
+    let exit = term_body(&Term::tuple(vec![
+        Term::Int(control::PAYLOAD_EXIT),
+        Term::Pid(pid(1)),
+        Term::Pid(pid(3)),
+    ]));
+    for depth in [MAX_CONTROL_NESTING, 100_000] {
+        // {99, Nested}: an unknown operation, kept as a term.
+        let mut unknown = vec![104, 2, 97, 99];
+        unknown.extend(nested(depth - 1));
+        let mut pass_through = vec![112, 131];
+        pass_through.extend_from_slice(&unknown);
+        let mut with_header = vec![131, 68, 0];
+        with_header.extend_from_slice(&unknown);
+        let mut payload_exit = vec![131, 68, 0];
+        payload_exit.extend_from_slice(&exit);
+        payload_exit.extend(nested(depth));
+        for frame in [pass_through, with_header, payload_exit] {
+            let got = Receiver::new().receive(Bytes::from(frame));
+            if depth == MAX_CONTROL_NESTING {
+                assert!(got.unwrap().is_some(), "nested {depth} deep");
+            } else {
+                let e = got.unwrap_err();
+                assert!(e.to_string().contains("nested more than"), "{e}");
+            }
+        }
+    }
 }
 
 fn fragment(first: bool, seq: u64, frag: u64, data: &[u8]) -> Bytes {
