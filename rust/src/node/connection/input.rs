@@ -204,6 +204,7 @@ impl Input {
                 state
                     .cut_frames(|incoming| node.dispatch(conn, incoming))
                     .err()
+                    .map(|reason| broke_protocol(conn, reason))
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => None,
@@ -296,6 +297,14 @@ impl ReadState {
     }
 }
 
+/// A peer that sent what the protocol does not allow (a frame over the size limit, one that
+/// does not parse, a fragment out of place) is disconnected, and unlike a peer that leaves it
+/// is worth a warning at the default log level, as Erlang logs bad distribution data too.
+fn broke_protocol(conn: &Connection, reason: String) -> String {
+    log::warn!("disconnecting {}: {reason}", conn.peer);
+    reason
+}
+
 /// The reader task of a stream read through Tokio (any transport without a raw socket).
 /// Returns why the connection ended.
 pub(super) async fn read_stream<R: AsyncRead + Unpin>(
@@ -327,7 +336,7 @@ pub(super) async fn read_stream<R: AsyncRead + Unpin>(
             Ok(_) => {
                 input.last_data.touch();
                 if let Err(reason) = state.cut_frames(|incoming| node.dispatch(conn, incoming)) {
-                    return reason;
+                    return broke_protocol(conn, reason);
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -449,7 +458,7 @@ pub(super) async fn read_socket(
                 input.last_data.touch();
                 let dispatch = |incoming| node.dispatch(conn, incoming);
                 if let Err(reason) = state.cut_frames(dispatch) {
-                    return reason;
+                    return broke_protocol(conn, reason);
                 }
             }
             if drained {
