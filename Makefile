@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: build build-profiling test demo bench lint erlang otp-roots clean-otp-roots cargo-test pytest clean fuzz
+.PHONY: build build-profiling test demo bench soak lint erlang otp-roots clean-otp-roots cargo-test pytest clean fuzz
 
 $(VENV)/.tools: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -115,6 +115,20 @@ fuzz:
 		files=$$(ls fuzz/corpus/$$t | wc -l); bytes=$$(cat fuzz/corpus/$$t/* | wc -c); \
 		printf '%-18s %11s %8s %8s   %s files, %s bytes\n' $$t "$$execs" $$cov "$$files" "$$bytes"; \
 	done
+
+# The long versions of the load and fault tests (`make test` runs them shorter): 2,000,000
+# messages each way with none lost (tests/test_load.py), 16 peers coming and going for a
+# minute with no leak (tests/test_faults.py), then 10 minutes of steady traffic with RSS read
+# every second (benches/soak.py: docs/soak.png and its section of BENCHMARKS.md). E.g.
+# `make soak SOAK_MINUTES=2` for a shorter one.
+SOAK_MINUTES ?= 10
+SOAK_MESSAGES ?= 2000000
+SOAK_CHURN_SECONDS ?= 60
+soak: build erlang
+	ERLNODE_LOAD_MESSAGES=$(SOAK_MESSAGES) ERLNODE_CHURN_SECONDS=$(SOAK_CHURN_SECONDS) \
+		$(VPY) -m pytest -q -s tests/test_load.py \
+		tests/test_faults.py::test_sixteen_peers_coming_and_going_leak_nothing
+	$(VPY) benches/soak.py --minutes $(SOAK_MINUTES) --write
 
 # stubtest compares the hand-written _erlnode.pyi with the built extension: hence `build`.
 lint: build

@@ -665,7 +665,11 @@ class Node:
         return self._server.exposed()
 
     def close(self) -> None:
-        """Closes every mailbox (links and monitors fire), every connection, and unregisters."""
+        """Closes every mailbox (links and monitors fire), every connection, and unregisters.
+
+        Returns once everything `send` accepted is written to its peer, so a program may exit
+        right after; a peer that takes nothing for `ticktime` seconds is given up on (logged).
+        """
         if self._global is not None:
             self._global.close()
         self._native.close()

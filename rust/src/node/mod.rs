@@ -623,14 +623,32 @@ impl Inner {
             listener.abort();
         }
         let peers: Vec<Peer> = lock(&self.table).peers.drain().map(|(_, p)| p).collect();
+        let mut closing = Vec::new();
         for peer in peers {
             match peer {
-                // Dropping the connection ends its writer once the queue is written.
-                Peer::Up(conn) => conn.shutdown(),
+                // The writer ends once the queue is written.
+                Peer::Up(conn) => {
+                    conn.shutdown();
+                    closing.push(conn);
+                }
                 Peer::Connecting { waiters, .. } => {
                     for w in waiters {
                         let _ = w.send(false);
                     }
+                }
+            }
+        }
+        // Everything a send accepted reaches the peer before `close` returns, even when the
+        // program exits right after (the runtime's threads die with it). A thread of the
+        // runtime cannot wait: the writers need it.
+        if tokio::runtime::Handle::try_current().is_err() {
+            for conn in closing {
+                if !conn.wait_written(self.config.ticktime) {
+                    log::warn!(
+                        "closing: {} took nothing for {:?}; unwritten messages dropped",
+                        conn.peer,
+                        self.config.ticktime
+                    );
                 }
             }
         }

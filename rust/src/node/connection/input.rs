@@ -228,7 +228,7 @@ impl Input {
                         self.note_read(got, signals);
                         None
                     }
-                    Err(reason) => Some(reason),
+                    Err(reason) => Some(broke_protocol(conn, reason)),
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
@@ -339,6 +339,14 @@ impl ReadState {
     }
 }
 
+/// A peer that sent what the protocol does not allow (a frame over the size limit, one that
+/// does not parse, a fragment out of place) is disconnected, and unlike a peer that leaves it
+/// is worth a warning at the default log level, as Erlang logs bad distribution data too.
+fn broke_protocol(conn: &Connection, reason: String) -> String {
+    log::warn!("disconnecting {}: {reason}", conn.peer);
+    reason
+}
+
 /// The reader task of a stream read through Tokio (any transport without a raw socket).
 /// Returns why the connection ended.
 pub(super) async fn read_stream<R: AsyncRead + Unpin>(
@@ -369,7 +377,7 @@ pub(super) async fn read_stream<R: AsyncRead + Unpin>(
                 input.last_data.touch();
                 match state.cut_frames(|incoming| node.dispatch(conn, incoming)) {
                     Ok(signals) => input.note_read(got, signals),
-                    Err(reason) => return reason,
+                    Err(reason) => return broke_protocol(conn, reason),
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -490,7 +498,7 @@ pub(super) async fn read_socket(
                 let dispatch = |incoming| node.dispatch(conn, incoming);
                 match state.cut_frames(dispatch) {
                     Ok(signals) => input.note_read(got, signals),
-                    Err(reason) => return reason,
+                    Err(reason) => return broke_protocol(conn, reason),
                 }
             }
             if drained {

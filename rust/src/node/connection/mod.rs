@@ -183,6 +183,13 @@ impl Connection {
         }
         self.output.close();
     }
+
+    /// After [`Connection::shutdown`]: blocks until everything queued is written and the
+    /// write side shut, or the peer has taken nothing for `stalled` (false). Not on the
+    /// runtime's thread.
+    pub fn wait_written(&self, stalled: Duration) -> bool {
+        self.output.wait_finished(stalled)
+    }
 }
 
 impl Feed for Connection {

@@ -15,7 +15,7 @@ use crate::node::process;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::Notify;
@@ -82,6 +82,9 @@ pub(super) struct Output {
     direct: Option<Arc<std::net::TcpStream>>,
     /// When anything was last written: ticks only fill silence.
     last_write: LastSeen,
+    /// Set when the writer task has ended, however it ended (see [`Output::wait_finished`]).
+    finished: Mutex<bool>,
+    finished_changed: Condvar,
 }
 
 impl Output {
@@ -91,6 +94,8 @@ impl Output {
             wake_writer: Notify::new(),
             direct,
             last_write: LastSeen::new(epoch),
+            finished: Mutex::new(false),
+            finished_changed: Condvar::new(),
         }
     }
 
@@ -151,6 +156,38 @@ impl Output {
         lock(&self.outbox).closed = true;
         self.wake_writer.notify_one();
     }
+
+    /// Blocks until the writer task has ended: after [`Output::close`], once it has written
+    /// everything queued and shut the stream's write side (or the stream failed). Gives up,
+    /// returning false, once the writer has written nothing for `stalled`: a peer that takes
+    /// nothing for that long is gone. Must not run on the runtime's thread, which the writer
+    /// needs.
+    pub(super) fn wait_finished(&self, stalled: Duration) -> bool {
+        let mut finished = lock(&self.finished);
+        while !*finished {
+            let idle = self.last_write.elapsed();
+            if idle >= stalled {
+                return false;
+            }
+            let wait = (stalled - idle).min(Duration::from_millis(100));
+            finished = self
+                .finished_changed
+                .wait_timeout(finished, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+/// Marks the writer task ended when it returns or is dropped with the runtime.
+struct WriterEnded<'a>(&'a Output);
+
+impl Drop for WriterEnded<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.finished) = true;
+        self.0.finished_changed.notify_all();
+    }
 }
 
 /// Writes what the socket takes now, without blocking (the socket is non-blocking: Tokio
@@ -175,6 +212,7 @@ fn write_some(mut socket: &std::net::TcpStream, frame: &[u8]) -> usize {
 /// The writer task: writes what the outbox holds, ticks when idle, and shuts the stream's
 /// write side once the outbox is closed and empty.
 pub(super) async fn write_loop<W: AsyncWrite>(writer: W, output: Arc<Output>, tick: Duration) {
+    let _ended = WriterEnded(&output);
     let out = BufWriter::with_capacity(64 * 1024, writer);
     let mut out = std::pin::pin!(out);
     loop {
@@ -209,6 +247,8 @@ pub(super) async fn write_loop<W: AsyncWrite>(writer: W, output: Arc<Output>, ti
                 if out.write_all(&frame).await.is_err() {
                     return;
                 }
+                // Progress, for `wait_finished` (a long batch to a slow peer is no stall).
+                output.last_write.touch();
             }
             if out.flush().await.is_err() {
                 return;

@@ -324,3 +324,100 @@ fn stats_count_the_messages_and_bytes_of_each_connection() {
     a.close();
     b.close();
 }
+
+/// Connects `a` to `b` over an in-memory pipe of `capacity` bytes (no socket: every byte goes
+/// through the writer task, and the pipe holds back what `b` has not read).
+fn piped_pair(capacity: usize) -> (crate::node::Node, crate::node::Node) {
+    use crate::node::Stream;
+    let (a, b) = node_pair();
+    let (a_end, b_end) = tokio::io::duplex(capacity);
+    let (a_inner, b_inner, b_name) = (a.inner().clone(), b.inner().clone(), b.name());
+    a.runtime().spawn(async move {
+        b_inner
+            .accept(
+                crate::node::transport::Accepted {
+                    stream: Stream::other(b_end),
+                    certificate: None,
+                },
+                "an in-memory pipe",
+            )
+            .await
+    });
+    let dialed = a
+        .runtime()
+        .block_on(async move { a_inner.initiate(Stream::other(a_end), &b_name).await });
+    assert!(dialed.is_ok(), "the handshake over the pipe completes");
+    (a, b)
+}
+
+/// `close` returns only once everything a send accepted is written: a program may exit right
+/// after it (the runtime's threads die with the process). Before, it returned at once and a
+/// Python program that exited after `node.close()` lost what still waited in the outbox.
+#[test]
+fn close_returns_once_everything_sent_is_written() {
+    use crate::node::Dest;
+    const MESSAGES: usize = 2000;
+    const PIPE: usize = 64 * 1024;
+    let (a, b) = piped_pair(PIPE);
+    let inbox = b.spawn_process(Some("inbox")).unwrap();
+    let sender = a.spawn_process(None).unwrap();
+    let kilobyte = body(&Term::Binary(Bytes::from(vec![7u8; 1000])));
+    for _ in 0..MESSAGES {
+        a.send(
+            &sender.pid,
+            &Dest::Remote(Atom::new("inbox"), b.name()),
+            kilobyte.clone(),
+        )
+        .unwrap();
+    }
+    // 2 MB sent, and the pipe holds 64 KiB: when `close` returns, b has read all the rest.
+    a.close();
+    let in_the_pipe_at_most = PIPE / 1000 + 1;
+    let delivered = inbox.pending();
+    assert!(
+        delivered + in_the_pipe_at_most >= MESSAGES,
+        "only {delivered} of {MESSAGES} messages were through when close returned"
+    );
+    let until = Instant::now() + Duration::from_secs(10);
+    while inbox.pending() < MESSAGES && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(inbox.pending(), MESSAGES);
+    b.close();
+}
+
+/// A peer that takes nothing does not hold `close` for ever: the wait ends once nothing was
+/// written for the given time, and the writer still finishes if the peer reads later.
+#[test]
+fn waiting_for_the_writer_gives_up_on_a_peer_that_takes_nothing() {
+    use tokio::io::AsyncReadExt;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (ours, mut theirs) = tokio::io::duplex(16 * 1024);
+    let out = Arc::new(Output::new(None, Instant::now()));
+    rt.spawn(output::write_loop(
+        ours,
+        out.clone(),
+        Duration::from_secs(60),
+    ));
+    let frames: Vec<Bytes> = (0..64).map(|_| Bytes::from(vec![1u8; 16 * 1024])).collect();
+    assert!(out.push(frames, 64));
+    out.close();
+    let started = Instant::now();
+    assert!(!out.wait_finished(Duration::from_millis(300)));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    // The peer reads after all: everything comes, then the end of the stream.
+    let reader = rt.spawn(async move {
+        let mut all = Vec::new();
+        theirs.read_to_end(&mut all).await.map(|_| all.len())
+    });
+    assert!(out.wait_finished(Duration::from_secs(10)));
+    assert_eq!(rt.block_on(reader).unwrap().unwrap(), 64 * 16 * 1024);
+}
