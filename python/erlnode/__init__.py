@@ -31,6 +31,7 @@ from ._errors import (
 )
 from ._genserver import GenServer
 from ._node import Mailbox, Node
+from ._pool import WorkerInfo, WorkerPool
 from ._terms import Atom, BitBinary, ExactKey, FrozenList, FrozenMap, ImproperList
 
 __all__ = [
@@ -62,6 +63,8 @@ __all__ = [
     "RemoteExit",
     "RpcError",
     "TLSConfig",
+    "WorkerInfo",
+    "WorkerPool",
     "decode",
     "encode",
 ]
