@@ -148,8 +148,9 @@ class Scope:
         self._peers: dict[Pid, _Peer] = {}
         self._watchers: dict[Reference, _Watcher] = {}
         self._watcher_downs: dict[Reference, Reference] = {}  # monitor ref -> watcher ref
-        self._mbox: NativeMailbox = native.mailbox(name, self._on_message)
+        # Held until the scope is set up: a message may come as soon as the name exists.
         with self._lock:
+            self._mbox: NativeMailbox = native.mailbox(name, self._on_message)
             native.monitor_nodes(self._mbox)
             # As pg's init: every node already connected hears about the new scope.
             for node in native.connected_nodes():

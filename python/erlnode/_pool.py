@@ -150,6 +150,7 @@ def _run_worker(
     if parent is not None and parent.sentinel is not None:
         watched.append(parent.sentinel)
     exit_code = 0
+    next_ping = time.monotonic() + 1.0
     while True:
         ready = wait(watched, timeout=WORKER_TICK)
         if control in ready:
@@ -163,10 +164,12 @@ def _run_worker(
         if server is not None and not server.running:
             exit_code = 1  # the server crashed (logged by GenServer): the supervisor restarts us
             break
-        connected = set(node.connected_nodes())
-        for peer in spec.connect:
-            if peer not in connected:
-                node.ping(peer, timeout=1.0)
+        if spec.connect and time.monotonic() >= next_ping:
+            next_ping = time.monotonic() + 1.0  # a peer that is down is tried once a second
+            connected = set(node.connected_nodes())
+            for peer in spec.connect:
+                if peer not in connected:
+                    node.ping(peer, timeout=1.0)
     try:
         if server is not None and server.running:
             server.stop(timeout=5.0)
