@@ -304,9 +304,11 @@ def main() -> None:
     parser.add_argument("--callers", type=int, default=None, help="default: 2 × cores")
     parser.add_argument("--calls", type=int, default=2000, help="calls per latency batch")
     parser.add_argument("--write", action="store_true", help="put the table into BENCHMARKS.md")
+    parser.add_argument("--note", default="", help="a sentence on how it was run, for the report")
     args = parser.parse_args()
 
     started = time.monotonic()
+    args.load = os.getloadavg()[0]
     cores = os.cpu_count() or 1
     callers = args.callers or 2 * cores
     iterations, work_ms = calibrate(args.work_ms)
@@ -412,7 +414,9 @@ def render(
         f" (`pg:get_members` + pick, no call; fastest of 5 loops of 100,000) costs"
         f" {latency['lookup_us']:.2f} µs.",
         "",
-        f"Machine: {machine_line()}. Date: {date}. Command: `{command}`.",
+        f"Machine: {machine_line()}. Load average (1 min) at the start:"
+        f" {args.load:.1f}.{' ' + args.note if args.note else ''} Date: {date}."
+        f" Command: `{command}`.",
         "",
     ]
     return "\n".join(lines)

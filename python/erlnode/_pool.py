@@ -112,9 +112,7 @@ def _start_server(spec: _Spec, node: Node) -> tuple[Optional[GenServer], Mailbox
     return None, node.mailbox(spec.register, callback=lambda _message: None)
 
 
-def _run_worker(
-    spec: _Spec, index: int, node_name: str, control: Connection, status: Connection
-) -> None:
+def _run_worker(spec: _Spec, node_name: str, control: Connection, status: Connection) -> None:
     """The body of a worker process."""
     # Ctrl-C in a terminal reaches the whole process group: the parent handles it and stops
     # us cleanly; a KeyboardInterrupt here would only race it.
@@ -133,7 +131,7 @@ def _run_worker(
         sys.exit(1)
     try:
         for peer in spec.connect:
-            node.ping(peer)  # a peer not up yet is tried again below
+            node.ping(peer, timeout=2.0)  # a peer not up yet is tried again below
         server, member = _start_server(spec, node)
         member.join_group(spec.group, scope=spec.scope)
         status.send(("ready", node.name, member.pid))
@@ -452,7 +450,7 @@ class WorkerPool:
         status_r, status_w = self._ctx.Pipe(duplex=False)
         process = self._ctx.Process(
             target=_run_worker,
-            args=(self._spec, slot.index, slot.node, control_r, status_w),
+            args=(self._spec, slot.node, control_r, status_w),
             name=f"erlnode-worker-{slot.index}",
         )
         try:
