@@ -84,6 +84,7 @@ bench: build erlang
 	$(VPY) benches/tls.py --write
 	$(VPY) benches/bench_codec.py 5 --write
 	$(VPY) benches/resources.py --write
+	$(VPY) benches/pool.py --write
 	@if command -v valgrind >/dev/null; then $(VPY) benches/instructions.py --write; \
 		else echo "valgrind not installed: instruction counts (benches/instructions.py) skipped"; fi
 

@@ -36,6 +36,7 @@ from ._errors import (
 )
 from ._genserver import GenServer
 from ._node import ConnectionStats, Mailbox, Node, NodeStats
+from ._pool import WorkerInfo, WorkerPool
 from ._terms import Atom, BitBinary, ExactKey, FrozenList, FrozenMap, ImproperList
 
 __all__ = [
@@ -70,6 +71,8 @@ __all__ = [
     "RpcError",
     "TLSConfig",
     "TermSyntaxError",
+    "WorkerInfo",
+    "WorkerPool",
     "decode",
     "encode",
     "format_term",

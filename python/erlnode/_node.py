@@ -30,10 +30,10 @@ from ._erlnode import (
     TLSConfig,
 )
 
-if TYPE_CHECKING:  # asyncio and global are imported when first used: `import erlnode` stays fast
+if TYPE_CHECKING:  # asyncio, global, pg: imported when first used (`import erlnode` stays fast)
     import asyncio
 
-    from . import _global
+    from . import _global, _pg
 from ._match import is_tuple
 from ._terms import Atom
 
@@ -43,6 +43,10 @@ Dest = Union["_erlnode.Pid", str, "tuple[str, str]"]
 #: Who hears about nodes coming and going: a mailbox (gets the messages) or a callable
 #: (called as `f(event, node_name)` with event `"nodeup"` or `"nodedown"`).
 NodeWatcher = Union["Mailbox", Callable[[Atom, str], Any]]
+
+#: Who hears about a process group's joins and leaves (`Node.monitor_group`): a mailbox, or
+#: a callable called as `f(event, group, pids)` with event `"join"` or `"leave"`.
+GroupWatcher = Union["Mailbox", Callable[[Atom, Any, "list[_erlnode.Pid]"], Any]]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -323,6 +327,32 @@ class Mailbox:
         """Stops the monitor `ref` (`demonitor/1`); a DOWN already received stays queued."""
         self._native.demonitor(ref)
 
+    # -- process groups (OTP's pg; see docs/pg.md) -------------------------------------------
+
+    def join_group(self, group: Any, *, scope: str = "pg") -> None:
+        """Joins the `pg` group `group` of `scope` (`pg:join(Scope, Group, self())`).
+
+        Every node of the cluster sees this mailbox in `pg:get_members(Scope, Group)` until
+        it leaves, closes, or its node goes. A mailbox may join a group more than once; it
+        is then listed as many times. Groups are Erlang terms: `Atom("workers")` is the
+        group Erlang calls `workers` (a plain `str` is an Erlang string). Only a visible
+        node (`Node(..., hidden=False)`) takes part in `pg`: a hidden one raises
+        RuntimeError.
+
+        Example::
+
+            worker = node.mailbox()
+            worker.join_group(erlnode.Atom("workers"))
+            # Erlang: pg:get_members(workers) -> [<py@host.5.0>]
+        """
+        if self._native.closed:
+            raise _erlnode.NodeClosedError("the mailbox is closed")
+        self._node._pg_scope(scope).join(group, self.pid)
+
+    def leave_group(self, group: Any, *, scope: str = "pg") -> bool:
+        """Leaves `group` of `scope` once (`pg:leave/3`); False if the mailbox was not in it."""
+        return self._node._pg_scope(scope).leave(group, self.pid)
+
     def __repr__(self) -> str:
         name = f" {self.name!r}" if self.name else ""
         state = " closed" if self.closed else f" queued={self.qsize()}"
@@ -376,9 +406,13 @@ class Node:
 
     Every mode sends a decoded value back as the same Erlang term. The type table (README,
     docs/types.md) has the details.
+
+    A visible node takes part in OTP's process groups (`Mailbox.join_group`,
+    `group_members`; docs/pg.md): the `pg_scopes` start with the node (other scopes start
+    when first used).
     """
 
-    __slots__ = ("_native", "_server", "_global", "__weakref__")
+    __slots__ = ("_native", "_server", "_global", "_pg", "__weakref__")
 
     def __init__(
         self,
@@ -395,6 +429,7 @@ class Node:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         rpc_workers: int = 16,
         strings: Strings = "str",
+        pg_scopes: Iterable[str] = ("pg",),
     ) -> None:
         _logging.start()
         self._native = NativeNode(
@@ -420,12 +455,17 @@ class Node:
             self._native.close()
             raise
         # A visible node is a member for OTP's `global`: answer its protocol (see _global).
+        # It also takes part in `pg`: its scopes start before any peer can look for them.
         self._global: Optional[_global.GlobalServer] = None
+        self._pg: Optional[_pg.Scopes] = None
         if not hidden:
             try:
-                from . import _global
+                from . import _global, _pg
 
                 self._global = _global.GlobalServer(self._native)
+                self._pg = _pg.Scopes(self._native)
+                for scope in [pg_scopes] if isinstance(pg_scopes, str) else pg_scopes:
+                    self._pg.get(scope)
             except BaseException:
                 self.close()
                 raise
@@ -589,6 +629,73 @@ class Node:
         holder.append(mbox)
         return mbox
 
+    # -- process groups (OTP's pg; see docs/pg.md) -------------------------------------------
+
+    def _pg_scope(self, scope: str) -> _pg.Scope:
+        if self._pg is None:
+            from ._pg import HIDDEN_ERROR
+
+            raise RuntimeError(HIDDEN_ERROR)
+        if self._native.closed:
+            raise _erlnode.NodeClosedError("the node is closed")
+        return self._pg.get(scope)
+
+    def group_members(self, group: Any, *, scope: str = "pg") -> list["_erlnode.Pid"]:
+        """Every member of `group` in `scope` on every node that this node's scope knows
+        (`pg:get_members(Scope, Group)`): this node's mailboxes that joined, and the
+        processes of the other nodes' `pg` scopes. Newest first; [] for an unknown group.
+        A hidden node raises RuntimeError (pg sees only visible nodes)."""
+        return self._pg_scope(scope).members(group)
+
+    def local_group_members(self, group: Any, *, scope: str = "pg") -> list["_erlnode.Pid"]:
+        """The members of `group` that are mailboxes of this node (`pg:get_local_members`)."""
+        return self._pg_scope(scope).local_members(group)
+
+    def which_groups(self, *, scope: str = "pg") -> list[Any]:
+        """The groups of `scope` that have members anywhere (`pg:which_groups(Scope)`)."""
+        return self._pg_scope(scope).which_groups()
+
+    def monitor_group(
+        self, group: Any, watcher: GroupWatcher, *, scope: str = "pg"
+    ) -> "tuple[_erlnode.Reference, list[_erlnode.Pid]]":
+        """Watches who joins and leaves `group`, like `pg:monitor(Scope, Group)`: returns
+        `(ref, members now)`; after that, every change reaches `watcher`.
+
+        A `Mailbox` receives `(ref, Atom('join'), group, pids)` and `(ref, Atom('leave'),
+        group, pids)`; a callable is called as `watcher(event, group, pids)` (event
+        `'join'` or `'leave'`) on the node's dispatcher thread. `demonitor_group(ref)` stops
+        it; so does closing the watching mailbox.
+
+        Example::
+
+            ref, members = node.monitor_group(Atom("workers"), print)
+            # a worker joins on an Erlang node: print('join', Atom('workers'), [<erl@h.91.0>])
+        """
+        target = self._pg_scope(scope)
+        if isinstance(watcher, Mailbox):
+            return target.monitor(group, watcher.pid)
+        if not callable(watcher):
+            raise TypeError(f"a group watcher is a Mailbox or a callable, not {watcher!r}")
+        deliver = watcher
+
+        def on_change(message: Any) -> None:
+            if is_tuple(message, 4) and isinstance(message[1], Atom):
+                deliver(message[1], message[2], list(message[3]))
+
+        owned = self._native.mailbox(None, on_change)
+        try:
+            return target.monitor(group, owned.pid, owned)
+        except BaseException:
+            owned.close()
+            raise
+
+    def demonitor_group(self, ref: "_erlnode.Reference") -> bool:
+        """Stops the `monitor_group` subscription `ref` (`pg:demonitor/2`); False if it is
+        not one (any more). Notifications already delivered to a mailbox stay queued."""
+        if self._pg is None:
+            return False
+        return any(scope.demonitor(ref) for scope in self._pg.all())
+
     # -- calling Erlang ----------------------------------------------------------------------
 
     def rpc(
@@ -672,6 +779,8 @@ class Node:
         """
         if self._global is not None:
             self._global.close()
+        if self._pg is not None:
+            self._pg.close()
         self._native.close()
         self._server.shutdown()
 
