@@ -7,7 +7,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: build build-profiling test demo bench soak lint erlang otp-roots clean-otp-roots cargo-test pytest clean fuzz
+.PHONY: build build-profiling test demo bench soak lint erlang otp-roots clean-otp-roots cargo-test pytest clean \
+	fuzz wheel sdist docs
 
 $(VENV)/.tools: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,49 @@ build: $(VENV)/.tools
 # The same, with line-level debug info for profilers (the release wheel has none).
 build-profiling: $(VENV)/.tools
 	$(VPY) -m maturin develop --profile profiling -q
+
+# -- release artifacts: dist/ ------------------------------------------------------------------
+# One abi3 wheel for every CPython >= 3.10 on Linux with glibc >= 2.17 (manylinux2014): zig,
+# from PyPI, links against that glibc. Built in a target directory of its own, since zig
+# compiles the C code of aws-lc with other flags than `make build` does.
+DIST := $(CURDIR)/dist
+WHEEL_COMPAT := manylinux2014
+WHEEL_GLIBC := manylinux_2_17
+WHEEL_TARGET_DIR := $(CURDIR)/target/wheel
+DOCS_OUT := $(CURDIR)/build/docs
+
+$(VENV)/.release-tools: $(VENV)/.tools
+	$(VPY) -m pip install -q "ziglang>=0.13" "auditwheel>=6" "pdoc>=15"
+	touch $@
+
+# zig links LLVM's libunwind into the extension for `-lgcc_s`; glibc's pthread_exit (which
+# Python < 3.14 calls on threads that touch it during interpreter exit) unwinds with libgcc_s,
+# and the two unwinders mixed crash the process. Linking libgcc_s itself (a manylinux library)
+# makes the extension use the system's unwinder, as a gcc build does.
+LIBGCC_S := $(shell gcc -print-file-name=libgcc_s.so.1 2>/dev/null)
+
+# auditwheel checks the tag the wheel claims: only glibc symbols up to 2.17, no other library.
+wheel: $(VENV)/.release-tools
+	@[ -f "$(LIBGCC_S)" ] || { echo "libgcc_s.so.1 not found (gcc -print-file-name)"; exit 1; }
+	rm -f $(DIST)/erlnode-*.whl
+	CARGO_TARGET_DIR=$(WHEEL_TARGET_DIR) $(VPY) -m maturin build --release --zig \
+		--compatibility $(WHEEL_COMPAT) --out $(DIST) -- -C link-arg=$(LIBGCC_S)
+	@$(VPY) -m auditwheel show $(DIST)/erlnode-*.whl | tee $(WHEEL_TARGET_DIR)/auditwheel.txt
+	@tr -s ' \n' ' ' < $(WHEEL_TARGET_DIR)/auditwheel.txt | grep -q 'constrains the platform tag to "$(WHEEL_GLIBC)_' \
+		|| { echo "the wheel is not $(WHEEL_GLIBC)"; exit 1; }
+	@cd $(DIST) && unzip -l erlnode-*.whl | grep '\.so$$'
+
+sdist: $(VENV)/.tools
+	rm -f $(DIST)/erlnode-*.tar.gz
+	$(VPY) -m maturin sdist --out $(DIST)
+
+# The API reference, from the docstrings, into build/docs (not committed). Any warning pdoc
+# gives (a broken reference, a docstring it cannot read) fails the target.
+docs: build $(VENV)/.release-tools
+	rm -rf $(DOCS_OUT)
+	$(VPY) -W error -m pdoc --docformat restructuredtext -o $(DOCS_OUT) \
+		erlnode erlnode.compat.py_interface
+	@echo "API reference: $(DOCS_OUT)/index.html"
 
 # Erlang/OTP from Debian when `erl` is missing, and Elixir for the GenServer.call test.
 erlang:
@@ -60,7 +104,7 @@ pytest: build erlang otp-roots
 	$(VPY) -m pytest -q
 
 # Lint first: a formatting or typing slip fails in seconds, not after the suite.
-test: lint build erlang cargo-test pytest
+test: lint build erlang cargo-test wheel sdist pytest
 
 demo: build erlang
 	$(VPY) examples/messenger/demo.py
@@ -132,7 +176,7 @@ soak: build erlang
 	$(VPY) benches/soak.py --minutes $(SOAK_MINUTES) --write
 
 # stubtest compares the hand-written _erlnode.pyi with the built extension: hence `build`.
-lint: build
+lint: build docs
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --features python -- -D warnings

@@ -10,11 +10,16 @@ the rest of the node and mailbox API.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 import re
+import secrets
 import shutil
 import signal
+import socket
+import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +31,18 @@ import pytest
 
 import erlnode
 from erlnode import Atom
-from erlnode.compat.py_interface import erl_common, erl_eventhandler, erl_node, erl_opts, erl_term
+from erlnode.compat import py_interface as py_interface_package
+from erlnode.compat.py_interface import (
+    erl_common,
+    erl_epmd,
+    erl_eventhandler,
+    erl_node,
+    erl_opts,
+    erl_term,
+)
+
+sys.path.insert(0, str(Path(__file__).parent))
+from erl import Erl  # noqa: E402 - tests/ is on the path just above
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "messenger"
 TIMEOUT = 10.0
@@ -166,6 +182,10 @@ def evhand() -> Iterator[erl_eventhandler._EventHandler]:
     assert handler is erl_eventhandler.GetEventHandler()
     yield handler
     handler.StopLooping()
+    handler.SetStateStandAlone()
+    # A failed test must not leave callbacks on closed file descriptors to the next one.
+    for table in (handler.readEvents, handler.writeEvents, handler.exceptEvents):
+        table.clear()
 
 
 def run_loop(evhand: erl_eventhandler._EventHandler, limit: float = TIMEOUT) -> None:
@@ -251,13 +271,19 @@ def test_term_constructors_map_onto_erlnode_types() -> None:
     assert erl_term.ErlList((1, 2)) == [1, 2]
     assert erl_term.ErlNumber(7) == 7
     assert erl_term.ErlMap({"a": 1}, b=2) == {"a": 1, "b": 2}
+    # Pids, ports, references are py_interface's classes (node an ErlAtom), sent as erlnode's.
     pid = erl_term.ErlPid("py@host", 1, 0, 3)
-    assert isinstance(pid, erlnode.Pid) and erl_term.IsErlPid(pid)
+    native = erl_term.ToErlnode(pid)
+    assert isinstance(native, erlnode.Pid) and erl_term.IsErlPid(pid) and erl_term.IsErlPid(native)
     assert (pid.node, pid.id, pid.serial, pid.creation) == ("py@host", 1, 0, 3)
+    assert pid.node.atomText == "py@host" and pid == native and hash(pid) == hash(native)
+    assert erl_term.FromErlnode(native).equals(pid)
     ref = erl_term.ErlRef("py@host", 5, 3)
-    assert erl_term.IsErlRef(ref)
+    assert erl_term.IsErlRef(ref) and erl_term.ToErlnode(ref) == erlnode.Reference(
+        "py@host", [5], 3
+    )
     improper = erl_term.ErlImproperList([1], Atom("tail"))
-    assert erl_term.IsErlImproperList(improper)
+    assert erl_term.IsErlImproperList(improper) and isinstance(improper, erlnode.ImproperList)
     assert erl_term.IODataToStr(["ab", [99, b"d"]]) == "abcd"
     assert erl_term.StrToList("hi") == [104, 105]
 
@@ -341,3 +367,396 @@ def test_mailboxes_callbacks_ping_and_rpc_in_the_loop(
     finally:
         node.Close()
     server.expect("server", r"EXIT: alice ", "alice logged off when the node closed")
+
+
+# -- a py_interface program with a long name: timers, stdin, names, RPC, node up/down ---------
+
+CONSOLE = Path(__file__).resolve().parent / "py_interface_console.py"
+
+
+@pytest.fixture
+def long_erl() -> Iterator[Erl]:
+    """An erl node with a long name (`-name x@127.0.0.1`)."""
+    if shutil.which("erl") is None:
+        pytest.fail("erl is not on PATH: install Erlang/OTP (make erlang)")
+    node = Erl(longnames=True)
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+def test_a_py_interface_program_with_a_long_name_against_erl(long_erl: Erl) -> None:
+    output: list[str] = []
+    s = demo.Scenario(show=output.append)
+    me = f"console_{s.suffix}@127.0.0.1"
+    erl = long_erl.name
+    try:
+        console = s.start("py", [sys.executable, "-u", str(CONSOLE), me, long_erl.cookie])
+        # Publish() called the callback set before it; timers re-armed themselves in the loop.
+        s.expect("py", f"^published {re.escape(me)}$", "published")
+        s.expect("py", "^tick 3$", "three timer rounds")
+
+        # A command read from stdin by a read event; the connection brings a nodeup.
+        console.write_line(f"ping {erl}")
+        s.expect("py", f"^ping {re.escape(erl)} pong$", "pong")
+        s.expect("py", f"^nodeup {re.escape(erl)}$", "nodeup")
+
+        # Erlang sends to the registered name and gets the echo back.
+        send_and_wait = (
+            "{%s, '%s'} ! {self(), hello}, receive {echo, X} -> X after 3000 -> timeout end"
+        )
+        assert long_erl.eval(send_and_wait % ("console", me)) == "hello"
+        s.expect("py", r"^got \(<erl-pid: node=<erl-atom: '.*'>.*<erl-atom: 'hello'>\)$", "echo")
+
+        console.write_line(f"rpc {erl} lists seq 300 302")
+        s.expect("py", re.escape("rpc [300, 301, 302]"), "rpc answer")
+        console.write_line("whereis console")
+        s.expect("py", "^whereis console True$", "WhereisPid")
+
+        # Unregistered, the name reaches nobody; registered again under another name, it does.
+        console.write_line("unregister")
+        s.expect("py", "^unregistered None$", "UnregisterName")
+        assert long_erl.eval(send_and_wait.replace("3000", "300") % ("console", me)) == "timeout"
+        console.write_line("register console2")
+        s.expect("py", "^registered console2$", "RegisterName again")
+        assert long_erl.eval(send_and_wait % ("console2", me)) == "hello"
+
+        # Sending to a registered name on the erl node, from the program.
+        long_erl.eval("register(inbox, self())")
+        console.write_line(f"send inbox {erl} hi")
+        reply = long_erl.eval("receive {_Pid, Text} -> Text after 3000 -> timeout end")
+        assert reply == "hi"
+
+        # The erl node drops the connection: nodedown, in the loop.
+        long_erl.eval(f"erlang:disconnect_node('{me}')")
+        s.expect("py", f"^nodedown {re.escape(erl)}$", "nodedown")
+
+        # An RPC to a node that is not there answers py_interface's nodedown tuple.
+        nobody = f"nobody_{s.suffix}@127.0.0.1"
+        console.write_line(f"rpc {nobody} erlang node")
+        s.expect(
+            "py",
+            re.escape(
+                f"rpc (<erl-atom: 'EXIT'>, (<erl-atom: 'nodedown'>, <erl-atom: '{nobody}'>))"
+            ),
+            "rpc to a missing node",
+        )
+
+        # Unsubscribed, the next nodeup is not reported.
+        console.write_line("unsubscribe")
+        s.expect("py", "^unsubscribed$", "unsubscribed")
+        console.write_line(f"ping {erl}")
+        deadline = time.monotonic() + TIMEOUT
+        while [line for _, line in s.seen].count(f"ping {erl} pong") < 2:
+            assert time.monotonic() < deadline, "no second pong"
+            s._take(0.1)
+        console.write_line("quit")
+        s.expect("py", "^bye$", "the loop stopped and the node closed")
+        assert console.popen.wait(timeout=TIMEOUT) == 0
+        assert [line for _, line in s.seen].count(f"nodeup {erl}") == 1
+    except BaseException:
+        print("\n".join(output + [f"{label}: {line}" for label, line in s.seen]))
+        raise
+    finally:
+        s.close()
+
+
+def test_names_are_checked_like_py_interface(server: Any) -> None:
+    node = erl_node.ErlNode(f"names_{server.suffix}", erl_opts.ErlNodeOpts(cookie=server.cookie))
+    try:
+        a = node.CreateMBox()
+        b = node.CreateMBox()
+        a.RegisterName("a")
+        with pytest.raises(erl_node.ErlNodeIsRegisteredError):
+            b.RegisterName("a")
+        with pytest.raises(erl_node.ErlNodeIsRegisteredError):
+            a.RegisterName("other")
+        with pytest.raises(erl_node.ErlNodeNotRegisteredError):
+            b.UnregisterName()
+        assert node.WhereisMBox("a") is a and node.WhereisPid(b"a") == a.Self()
+        assert node.WhereisMBox("b") is None and node.WhereisPid("b") is None
+        a.UnregisterName()
+        b.RegisterName(erl_term.ErlAtom("a"))
+        assert node.WhereisMBox("a") is b
+        with pytest.raises(erl_node.ErlNodeBadPeerNameError):
+            node.Ping("nohost", print)
+        # A name closed with its mailbox is free again.
+        b.Close()
+        assert node.WhereisMBox("a") is None
+        a.RegisterName("a")
+    finally:
+        node.Close()
+
+
+# -- Tk state ---------------------------------------------------------------------------------
+
+
+class TclTop:
+    """What the event handler uses of a ``tkinter.Tk()`` top level, on a Tcl interpreter: Tk's
+    file handlers and timers without a display. ``mainloop`` runs Tcl's event loop as Tk's
+    does (Tk's own ``mainloop`` returns at once when there is no window)."""
+
+    def __init__(self, tkinter: Any) -> None:
+        self.tcl = tkinter.Tcl()
+        self.tk = self.tcl.tk
+        self.quitting = False
+
+    def after(self, ms: int, func: Any) -> str:
+        return str(self.tcl.after(ms, func))
+
+    def after_cancel(self, id: str) -> None:
+        self.tcl.after_cancel(id)
+
+    def mainloop(self) -> None:
+        self.quitting = False
+        while not self.quitting:
+            self.tk.dooneevent()
+
+    def quit(self) -> None:
+        self.quitting = True
+
+
+def test_tk_state_runs_timers_reads_and_messages_in_tk_mainloop(
+    evhand: erl_eventhandler._EventHandler,
+) -> None:
+    top = TclTop(pytest.importorskip("tkinter"))
+    erl_eventhandler.SetEventHandlerStateTk(top)
+    r, w = os.pipe()
+    events: list[Any] = []
+    try:
+        assert evhand.state == evhand.STATE_TK
+
+        def readable() -> None:
+            events.append(("read", os.read(r, 10)))
+            evhand.PopReadEvent(r)
+            threading.Thread(target=lambda: evhand.Post(lambda: events.append("posted"))).start()
+            evhand.AddTimerEvent(0.05, evhand.StopLooping)
+
+        evhand.PushReadEvent(r, readable)
+        cancelled = evhand.AddTimerEvent(0.01, events.append, "cancelled")
+        evhand.DelTimerEvent(cancelled)
+        evhand.AddTimerEvent(0.02, lambda: os.write(w, b"x"))
+        evhand.AddTimerEvent(TIMEOUT, evhand.StopLooping)  # a safety net
+        started = time.monotonic()
+        evhand.Loop()
+        assert time.monotonic() - started < TIMEOUT
+        assert events == [("read", b"x"), "posted"]
+    finally:
+        erl_eventhandler.SetEventHandlerStateStandalone()
+        os.close(r)
+        os.close(w)
+    assert evhand.state == evhand.STATE_STANDALONE
+
+
+# -- EPMD ---------------------------------------------------------------------------------------
+
+
+def run_until(evhand: erl_eventhandler._EventHandler, done: Any) -> None:
+    """Runs the loop until DONE() is true (checked every 10 ms) or TIMEOUT passes."""
+    deadline = time.monotonic() + TIMEOUT
+
+    def check() -> None:
+        if done() or time.monotonic() > deadline:
+            evhand.StopLooping()
+        else:
+            evhand.AddTimerEvent(0.01, check)
+
+    evhand.AddTimerEvent(0, check)
+    evhand.Loop()
+    assert done(), "the loop timed out"
+
+
+def test_epmd_requests(long_erl: Erl, evhand: erl_eventhandler._EventHandler) -> None:
+    port = int(os.environ.get("ERL_EPMD_PORT", "4369"))
+    epmd = erl_epmd.ErlEpmd("127.0.0.1", port)
+    alive = long_erl.name.split("@")[0]
+    answers: dict[str, Any] = {}
+    epmd.PortPlease2Req(alive, lambda *a: answers.__setitem__("port2", a))
+    epmd.PortPleaseReq(alive, lambda p: answers.__setitem__("port", p))
+    epmd.PortPlease2Req("nobody_here", lambda *a: answers.__setitem__("missing", a))
+    epmd.NamesReq(lambda epmdPort, names: answers.__setitem__("names", (epmdPort, names)))
+    run_until(evhand, lambda: len(answers) == 4)
+    result, node_port, node_type, protocol, versions, name, extra = answers["port2"]
+    assert (result, node_type, protocol, name) == (0, erl_epmd.NODETYPE_NORMAL, 0, alive)
+    assert node_port == answers["port"] > 0 and max(versions) >= 6
+    assert answers["missing"][0] != 0 and answers["missing"][1:] == (None,) * 6
+    assert (
+        answers["names"][0] == port and f"name {alive} at port {node_port}" in answers["names"][1]
+    )
+
+    # Registering a name of our own (ALIVE2) lasts as long as the connection.
+    own = f"pyepmd_{secrets.token_hex(3)}"
+    epmd.SetOwnNodeName(f"{own}@127.0.0.1")
+    epmd.SetOwnPortNum(5999)
+    registered: list[Any] = []
+    epmd.Connect(registered.append, lambda result: registered.append(("failed", result)))
+    run_until(evhand, lambda: registered)
+    assert isinstance(registered[0], int), registered
+    names: list[str] = []
+    epmd.NamesReq(lambda _, text: names.append(text))
+    run_until(evhand, lambda: names)
+    assert f"name {own} at port 5999" in names[0]
+    epmd.Close()
+    names.clear()
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:  # EPMD sees the close a moment later
+        epmd.NamesReq(lambda _, text: names.append(text))
+        run_until(evhand, lambda: names)
+        if own not in names.pop():
+            break
+    else:
+        pytest.fail("the name stayed registered after Close()")
+
+
+def test_epmd_stop_and_kill(evhand: erl_eventhandler._EventHandler) -> None:
+    binary = shutil.which("epmd")
+    if binary is None:
+        pytest.fail("epmd is not on PATH: install Erlang/OTP (make erlang)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # An EPMD of this test's own: it is told to stop.
+    proc = subprocess.Popen([binary, "-port", str(port), "-relaxed_command_check"])
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "epmd did not start"
+                time.sleep(0.05)
+        epmd = erl_epmd.ErlEpmd("127.0.0.1", port)
+        answers: list[Any] = []
+        epmd.StopReq("nobody", answers.append)
+        run_until(evhand, lambda: answers)
+        epmd.DumpReq(lambda epmdPort, text: answers.append((epmdPort, text)))
+        run_until(evhand, lambda: len(answers) == 2)
+        epmd.KillReq(answers.append)
+        run_until(evhand, lambda: len(answers) == 3)
+        # (EPMD 25 writes STOPPED after NOEXIST on the same connection.)
+        assert answers[0].startswith("NOEXIST") and answers[1][0] == port and answers[2] == "OK"
+        assert proc.wait(timeout=TIMEOUT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+# -- terms --------------------------------------------------------------------------------------
+
+
+def test_terms_from_erl_keep_py_interface_types(session_erl: Erl) -> None:
+    term = erl_term.BinaryToTerm(
+        session_erl.eval_raw(
+            "{self(), make_ref(), fun(X) -> X + 1 end, fun lists:reverse/1,"
+            " #{[300, 301] => <<5:3>>, 1.0 => float}, [a | b]}"
+        )
+    )
+    pid, ref, fun, export, mapping, improper = term
+    assert pid.node.atomText == session_erl.name and isinstance(ref.id, list)
+    assert erl_term.IsErlFun(fun) and fun.arity == 1 and len(fun.uniq) == 16
+    assert erl_term.IsErlPid(fun.pid) and fun.module.atomText == "erl_eval"
+    assert export.equals(erl_term.ErlFunExport("lists", "reverse", 1))
+    assert mapping[[300, 301]].equals(erl_term.ErlBitBinary(b"\xa0", 3)) and mapping[1.0] == "float"
+    assert improper.equals(erl_term.ErlImproperList([Atom("a")], Atom("b")))
+    assert list(improper) == ["a", "b"] and improper[1] == "b"
+    # Sent back, each is the term Erlang sent (the fun still runs).
+    session_erl.bind("Back", erl_term.TermToBinary(term))
+    assert session_erl.eval("{_, _, F, _, _, _} = binary_to_term(Back), F(41)") == 42
+    assert session_erl.eval("binary_to_term(Back) =:= binary_to_term(Back)") is True
+
+
+def test_a_fun_built_here_runs_in_erlang(session_erl: Erl) -> None:
+    original = erl_term.BinaryToTerm(session_erl.eval_raw("fun(X) -> X * 2 end"))
+    copy = erl_term.ErlFun(
+        original.pid, original.module, original.index, original.uniq,
+        original.oldIndex, original.oldUniq, original.arity, original.freeVars,
+    )  # fmt: skip
+    assert copy == original and copy.ToErlnode() == original.ToErlnode()
+    session_erl.bind("F", erl_term.TermToBinary(copy))
+    assert session_erl.eval("(binary_to_term(F))(21)") == 42
+    with pytest.raises(erl_term.ErlTermError):
+        erl_term.TermToBinary(erl_term.ErlFun(copy.pid, "m", 0, 7, 0, 0, 0, []))
+
+
+def test_buffers_of_terms_split_where_each_ends() -> None:
+    whole = [
+        erl_term.TermToBinary(t)
+        for t in ((1, "a", b"b"), [1.5, 2**80], {"k": [erl_term.ErlAtom("v")]})
+    ]
+    compressed = erlnode.encode(list(range(200)), compressed=True)
+    data = b"".join(whole) + compressed
+    assert erl_term.BinariesToTerms(data)[-1] == list(range(200))
+    terms, rest = erl_term.BufToTerm(data + whole[0][:4])
+    assert len(terms) == 4 and rest == whole[0][:4]
+    with pytest.raises(erl_term.ErlTermError):
+        erl_term.BinariesToTerms(data + b"\x00")
+
+
+# -- the docstrings' examples -----------------------------------------------------------------
+
+
+def examples(module: ModuleType) -> Iterator[tuple[str, str]]:
+    """(owner, code) for every ``Example::`` block in MODULE's docstrings."""
+    owners: list[tuple[str, Any]] = [(module.__name__, module)]
+    for name, obj in vars(module).items():
+        if getattr(obj, "__module__", None) == module.__name__:
+            owners.append((name, obj))
+            owners += [(f"{name}.{m}", v) for m, v in vars(obj).items() if callable(v)]
+    for owner, obj in owners:
+        doc = inspect.getdoc(obj) or ""
+        for block in doc.split("Example::")[1:]:
+            lines = []
+            for line in block.split("\n")[1:]:
+                if line and not line.startswith("    "):
+                    break
+                lines.append(line[4:])
+            yield owner, textwrap.dedent("\n".join(lines))
+
+
+@pytest.mark.parametrize("module", [erl_common, erl_term, erl_opts], ids=lambda m: m.__name__)
+def test_the_examples_of_the_pure_modules_run(module: ModuleType, tmp_path: Path) -> None:
+    os.environ.setdefault("HOME", str(tmp_path))
+    ran = 0
+    for owner, code in examples(module):
+        if "ErlNode(" in code:
+            compile(code, owner, "exec")
+            continue
+        namespace = {**vars(module), "erlnode": erlnode, "erl_term": erl_term}
+        try:
+            exec(compile(code.replace("/tmp/", f"{tmp_path}/"), owner, "exec"), namespace)
+        except Exception as e:
+            raise AssertionError(f"the example of {owner} fails: {e!r}\n{code}") from e
+        ran += 1
+    assert ran >= 3
+
+
+@pytest.mark.parametrize("module", [erl_node, erl_eventhandler, erl_epmd], ids=lambda m: m.__name__)
+def test_the_examples_of_the_node_modules_compile(module: ModuleType) -> None:
+    # They need a node and a loop to run: the tests above run the same calls.
+    blocks = list(examples(module))
+    assert len(blocks) >= 10
+    for owner, code in blocks:
+        compile(code, owner, "exec")
+
+
+def test_every_public_name_has_an_example() -> None:
+    missing = []
+    for name in py_interface_package.__all__:
+        module = getattr(py_interface_package, name)
+        owners: list[tuple[str, Any]] = [(module.__name__, module)]
+        for attr, obj in vars(module).items():
+            if attr.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+                continue
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                owners.append((f"{name}.{attr}", obj))
+            if inspect.isclass(obj):
+                for member, value in vars(obj).items():
+                    if not member.startswith("_") and (
+                        callable(value) or isinstance(value, property)
+                    ):
+                        owners.append((f"{name}.{attr}.{member}", value))
+        missing += [owner for owner, obj in owners if "Example::" not in (obj.__doc__ or "")]
+    assert missing == [], "\n".join(missing)

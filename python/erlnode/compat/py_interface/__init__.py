@@ -10,6 +10,6 @@ py_interface, mailbox callbacks and timers all run on the one thread that calls
 ``erl_eventhandler.GetEventHandler().Loop()``. docs/compat.md lists what differs.
 """
 
-from . import erl_common, erl_eventhandler, erl_node, erl_opts, erl_term
+from . import erl_common, erl_epmd, erl_eventhandler, erl_node, erl_opts, erl_term
 
-__all__ = ["erl_common", "erl_eventhandler", "erl_node", "erl_opts", "erl_term"]
+__all__ = ["erl_common", "erl_epmd", "erl_eventhandler", "erl_node", "erl_opts", "erl_term"]
