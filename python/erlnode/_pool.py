@@ -48,19 +48,29 @@ STABLE_RUN = 10.0
 WORKER_TICK = 0.25
 
 
-class WorkerInfo(NamedTuple):
-    """One worker of a pool, as `WorkerPool.workers()` reports it."""
+class WorkerInfo(
+    NamedTuple(
+        "WorkerInfo",
+        # Real types, not the strings `from __future__ import annotations` would make: the
+        # API reference resolves them.
+        [
+            ("number", int),
+            ("node", str),
+            ("member", Optional[Pid]),
+            ("os_pid", Optional[int]),
+            ("restarts", int),
+        ],
+    )
+):
+    """One worker of a pool, as `WorkerPool.workers()` reports it.
 
-    #: 1 to `size`; the worker's node name ends with it.
-    number: int
-    #: The worker's node name (kept across restarts).
-    node: str
-    #: The pid that joined the group; None while the worker (re)starts.
-    member: Optional[Pid]
-    #: The OS process id; None between a crash and the restart.
-    os_pid: Optional[int]
-    #: How many times this worker was started again.
-    restarts: int
+    `number` is 1 to `size` (the worker's node name ends with it); `node` the worker's node
+    name (kept across restarts); `member` the pid that joined the group (None while the
+    worker (re)starts); `os_pid` its OS process id (None between a crash and the restart);
+    `restarts` how many times it was started again.
+    """
+
+    __slots__ = ()
 
 
 def restart_delay_after(failures: int, base: float, cap: float) -> float:
