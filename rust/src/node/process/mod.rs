@@ -3,6 +3,7 @@
 //! Messages wait here as encoded bytes; whoever receives decodes them (Python decodes into
 //! Python objects, with the GIL it already holds). Network threads only push bytes.
 
+use crate::dist::packet::MAX_CONTROL_NESTING;
 use crate::etf::{self, Atom, Pid, Reference, Term};
 use bytes::Bytes;
 use crossbeam_queue::SegQueue;
@@ -31,12 +32,21 @@ impl Message {
         }
     }
 
-    /// Decodes the message as a [`Term`].
+    /// Decodes the message as a [`Term`], for the node's own use (spawn requests,
+    /// `net_kernel`). A term nested deeper than a control message may be is refused: dropping
+    /// or printing it would recurse that deep (a peer could overflow the stack).
     pub fn to_term(&self) -> Result<Term, etf::DecodeError> {
         let mut reader = etf::reader::Reader::new(&self.body);
         let term = etf::decode::decode_term(&mut reader, &self.atoms)?;
         if reader.remaining() != 0 {
+            term.drop_flat();
             return Err(reader.error("trailing bytes after the message"));
+        }
+        if term.nests_deeper_than(MAX_CONTROL_NESTING) {
+            term.drop_flat();
+            return Err(reader.error(format!(
+                "a term nested deeper than {MAX_CONTROL_NESTING} levels"
+            )));
         }
         Ok(term)
     }

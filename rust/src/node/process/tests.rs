@@ -281,3 +281,22 @@ fn no_wake_up_is_lost_when_a_message_races_a_sleeper() {
     }
     receiver.join().unwrap();
 }
+
+#[test]
+fn a_term_nested_too_deep_for_the_node_is_refused_without_recursing() {
+    // 200,000 nested one-element lists: dropping such a Term recursively would overflow the
+    // stack of a test thread.
+    let depth = 200_000;
+    let mut body = Vec::with_capacity(depth * 6 + 1);
+    for _ in 0..depth {
+        body.extend_from_slice(&[108, 0, 0, 0, 1]); // LIST_EXT of one element
+    }
+    body.push(106); // NIL_EXT: the innermost element
+    body.extend(std::iter::repeat_n(106, depth)); // each list's tail
+    let message = Message {
+        body: Bytes::from(body),
+        atoms: Arc::from(Vec::new()),
+    };
+    let error = message.to_term().unwrap_err();
+    assert!(error.to_string().contains("nested deeper"), "{error}");
+}
