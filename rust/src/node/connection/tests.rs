@@ -183,25 +183,8 @@ fn a_lease_whose_holder_stopped_reading_is_taken_back() {
 /// disconnect on one side is seen on the other.
 #[test]
 fn two_nodes_talk_over_a_pipe_that_is_not_tcp() {
-    use crate::node::{Dest, Stream};
-    let (a, b) = node_pair();
-    let (a_end, b_end) = tokio::io::duplex(16 * 1024);
-    let (a_inner, b_inner, b_name) = (a.inner().clone(), b.inner().clone(), b.name());
-    a.runtime().spawn(async move {
-        b_inner
-            .accept(
-                crate::node::transport::Accepted {
-                    stream: Stream::other(b_end),
-                    certificate: None,
-                },
-                "an in-memory pipe",
-            )
-            .await
-    });
-    let dialed = a
-        .runtime()
-        .block_on(async move { a_inner.initiate(Stream::other(a_end), &b_name).await });
-    assert!(dialed.is_ok(), "the handshake over the pipe completes");
+    use crate::node::Dest;
+    let (a, b) = piped_pair(16 * 1024);
     let deadline = || Some(Instant::now() + Duration::from_secs(5));
     let connected = |node: &crate::node::Node, peer: &Atom| {
         let until = Instant::now() + Duration::from_secs(5);
