@@ -214,7 +214,8 @@ def test_workers_stop_when_the_parent_is_killed(pg_erl: Erl) -> None:
 
 
 def test_the_workers_example(erl: Erl) -> None:
-    # examples/workers/demo.py: an Erlang caller spreads calls over the pool via pg; a worker
+    # examples/workers/demo.py runs the whole example: the Erlang caller (caller.erl) spreads
+    # calls over the pool (primes.py, a WorkerPool in a process of its own) via pg; a worker
     # is killed mid-run and replaced; every request gets its answer.
     del erl  # (only for the private EPMD and the erl check)
     spec = importlib.util.spec_from_file_location("workers_demo", EXAMPLE / "demo.py")
