@@ -2,7 +2,7 @@
 
 import os
 import pathlib
-from typing import Any, Literal, Optional, Union, final
+from typing import Any, Literal, NoReturn, Optional, Union, final
 
 __all__ = [
     "DecodeError",
@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_TICKTIME",
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "serve_landings",
     "take_log_records",
     "log_records_dropped",
     "set_log_level",
@@ -39,6 +40,9 @@ DEFAULT_TICKTIME: float
 DEFAULT_HANDSHAKE_TIMEOUT: float
 #: The largest message (and frame) a node accepts from a peer by default, in bytes.
 DEFAULT_MAX_MESSAGE_SIZE: int
+
+def serve_landings() -> NoReturn:
+    """Makes the `bytes` objects large binaries are received into, forever (one thread)."""
 
 def take_log_records(timeout: float) -> list[tuple[int, str, str, Optional[str]]]:
     """The core's log records that arrived, waiting up to `timeout` s for the first."""

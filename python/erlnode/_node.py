@@ -20,7 +20,7 @@ from typing import (
     cast,
 )
 
-from . import _erlnode, _logging, _rpc
+from . import _erlnode, _landing, _logging, _rpc
 from ._erlnode import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -66,6 +66,11 @@ class ConnectionStats(TypedDict):
     messages_out: int
     #: Bytes sent but not yet written to the socket: a peer that does not keep up.
     send_queue: int
+    #: Bytes of large binaries received (256 KiB and more) read from the socket straight
+    #: into the `bytes` objects the program gets, and bytes of them copied there instead
+    #: (what came before the object was made, or when no object could be made).
+    bulk_landed: int
+    bulk_copied: int
     #: Seconds since anything (a message or a tick) came from the peer; the peer counts as
     #: gone when this reaches the node's `ticktime`.
     last_in: float
@@ -432,6 +437,7 @@ class Node:
         pg_scopes: Iterable[str] = ("pg",),
     ) -> None:
         _logging.start()
+        _landing.start()
         self._native = NativeNode(
             name,
             cookie,

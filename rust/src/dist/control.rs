@@ -133,6 +133,14 @@ pub struct AliasSend {
     pub alias: Reference,
 }
 
+/// [`Control::UnlinkId`] and [`Control::UnlinkIdAck`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnlinkIds {
+    pub id: u64,
+    pub from: Pid,
+    pub to: Pid,
+}
+
 /// One control message. Variants marked "+ message" are followed by a message payload
 /// ([`Control::carries_message`]). The larger, rarer operations are boxed: a message send, the
 /// hot path, is moved several times on its way to a mailbox, and the enum is as big as its
@@ -182,16 +190,10 @@ pub enum Control {
     SpawnReply(Box<SpawnReply>),
     /// + message. ALIAS_SEND / ALIAS_SEND_TT.
     AliasSend(Box<AliasSend>),
-    UnlinkId {
-        id: u64,
-        from: Pid,
-        to: Pid,
-    },
-    UnlinkIdAck {
-        id: u64,
-        from: Pid,
-        to: Pid,
-    },
+    /// Boxed, as the other rare signals: the id and two pids would make every `Control`
+    /// (and every received signal) 8 bytes larger.
+    UnlinkId(Box<UnlinkIds>),
+    UnlinkIdAck(Box<UnlinkIds>),
     /// An operation we do not know (e.g. OTP 28's ALTACT_SIG_SEND), kept as received.
     Unknown(Term),
 }
@@ -460,10 +462,11 @@ impl Control {
                 arity(4)?;
                 let id = unlink_id(items, op, c)?;
                 let (from, to) = (pid(items, 2, op, c)?, pid(items, 3, op, c)?);
+                let ids = Box::new(UnlinkIds { id, from, to });
                 if op == UNLINK_ID {
-                    Control::UnlinkId { id, from, to }
+                    Control::UnlinkId(ids)
                 } else {
-                    Control::UnlinkIdAck { id, from, to }
+                    Control::UnlinkIdAck(ids)
                 }
             }
             _ => Control::Unknown(control),
@@ -591,11 +594,22 @@ impl Control {
             Control::AliasSend(send) => {
                 (t(vec![op(ALIAS_SEND), p(&send.from), r(&send.alias)]), None)
             }
-            Control::UnlinkId { id, from, to } => {
-                (t(vec![op(UNLINK_ID), id_term(*id), p(from), p(to)]), None)
-            }
-            Control::UnlinkIdAck { id, from, to } => (
-                t(vec![op(UNLINK_ID_ACK), id_term(*id), p(from), p(to)]),
+            Control::UnlinkId(ids) => (
+                t(vec![
+                    op(UNLINK_ID),
+                    id_term(ids.id),
+                    p(&ids.from),
+                    p(&ids.to),
+                ]),
+                None,
+            ),
+            Control::UnlinkIdAck(ids) => (
+                t(vec![
+                    op(UNLINK_ID_ACK),
+                    id_term(ids.id),
+                    p(&ids.from),
+                    p(&ids.to),
+                ]),
                 None,
             ),
             Control::Unknown(term) => (term.clone(), None),

@@ -94,6 +94,16 @@ impl Deframer {
     /// The body of the next whole frame, ticks skipped; `None` until one is whole (the buffer
     /// then has room reserved for the rest of it). An error means the connection must end.
     pub fn next_frame(&mut self) -> Result<Option<Bytes>, FrameTooLarge> {
+        let frame = self.next_whole_frame()?;
+        if frame.is_none() {
+            self.reserve_front();
+        }
+        Ok(frame)
+    }
+
+    /// As [`Deframer::next_frame`], without reserving room for an incomplete frame: the
+    /// caller may take its body elsewhere ([`Deframer::take_front`]).
+    pub fn next_whole_frame(&mut self) -> Result<Option<Bytes>, FrameTooLarge> {
         while let Some(len) = self.front_len() {
             if len == 0 {
                 self.buf.advance(4);
@@ -106,13 +116,41 @@ impl Deframer {
                 });
             }
             if self.buf.len() < 4 + len {
-                self.buf.reserve(4 + len - self.buf.len());
                 return Ok(None);
             }
             self.buf.advance(4);
             return Ok(Some(self.buf.split_to(len).freeze()));
         }
         Ok(None)
+    }
+
+    /// Reserves room for the rest of the incomplete frame at the front, so that it is read
+    /// into one piece of memory.
+    pub fn reserve_front(&mut self) {
+        if let Some(missing) = self.missing() {
+            self.buf.reserve(missing);
+        }
+    }
+
+    /// The incomplete frame at the front (after [`Deframer::next_whole_frame`] said `None`):
+    /// its length and the part of its body buffered so far.
+    pub fn front(&self) -> Option<(usize, &[u8])> {
+        let len = self.front_len()?;
+        let body = &self.buf[4..];
+        Some((len, &body[..body.len().min(len)]))
+    }
+
+    /// Takes the incomplete frame at the front out: its length is dropped and the part of its
+    /// body buffered so far returned. The rest of its body is then the caller's to read.
+    pub fn take_front(&mut self) -> Bytes {
+        self.buf.advance(4.min(self.buf.len()));
+        self.buf.split().freeze()
+    }
+
+    /// Takes up to `n` buffered bytes (the rest of a frame whose front was taken).
+    pub fn take(&mut self, n: usize) -> Bytes {
+        let n = n.min(self.buf.len());
+        self.buf.split_to(n).freeze()
     }
 
     fn front_len(&self) -> Option<usize> {

@@ -14,6 +14,7 @@
 pub mod decode;
 pub mod encode;
 pub mod reader;
+pub mod scan;
 pub mod syntax;
 pub mod tags;
 pub mod term;

@@ -318,3 +318,90 @@ fn deep_terms_the_decoder_drops_do_not_overflow() {
     assert!(shallow.nests_deeper_than(1) && !shallow.nests_deeper_than(2));
     assert!(!Term::nil().nests_deeper_than(0) && !Term::Int(1).nests_deeper_than(0));
 }
+
+/// Scans `body` fed `step` bytes at a time, leaving out each binary's data once found (as a
+/// receiver does): the binaries found, as (position in the skeleton, length), and whether
+/// the scan stopped on something it does not skip.
+fn scan_in_steps(body: &[u8], min: usize, step: usize) -> (Vec<(usize, usize)>, bool) {
+    let mut scanner = super::scan::Scanner::new(min);
+    let mut skeleton = Vec::new();
+    let mut found = Vec::new();
+    let mut skipping = 0;
+    for chunk in body.chunks(step) {
+        let mut chunk = chunk;
+        loop {
+            let skip = skipping.min(chunk.len());
+            skipping -= skip;
+            chunk = &chunk[skip..];
+            if chunk.is_empty() && skipping > 0 {
+                break;
+            }
+            skeleton.extend_from_slice(chunk);
+            chunk = &[];
+            match scanner.scan(&skeleton) {
+                super::scan::Scan::Binary { at, len } => {
+                    found.push((at, len));
+                    // The binary's data is not skeleton: what of it was appended goes.
+                    let data = skeleton.split_off(at + 5);
+                    let dropped = data.len().min(len);
+                    skipping = len - dropped;
+                    skeleton.extend_from_slice(&data[dropped..]);
+                    continue;
+                }
+                super::scan::Scan::Off => return (found, true),
+                super::scan::Scan::NeedMore => break,
+            }
+        }
+    }
+    (found, false)
+}
+
+/// Binaries of at least `min` bytes in `t`, outside funs (whose environment is skipped whole).
+fn large_binaries(t: &Term, min: usize) -> usize {
+    match t {
+        Term::Binary(b) => usize::from(b.len() >= min),
+        Term::Tuple(items) | Term::List(items) => {
+            items.iter().map(|i| large_binaries(i, min)).sum()
+        }
+        Term::ImproperList(items, tail) => {
+            items.iter().map(|i| large_binaries(i, min)).sum::<usize>() + large_binaries(tail, min)
+        }
+        Term::Map(pairs) => pairs
+            .iter()
+            .map(|(k, v)| large_binaries(k, min) + large_binaries(v, min))
+            .sum(),
+        _ => 0,
+    }
+}
+
+proptest! {
+    #[test]
+    fn the_scanner_finds_every_large_binary_however_the_bytes_come(
+        t in term(),
+        min in 1usize..20,
+        step in 1usize..64,
+    ) {
+        let body = &encode(&t)[1..];
+        let (whole, off) = scan_in_steps(body, min, body.len().max(1));
+        let (stepped, stepped_off) = scan_in_steps(body, min, step);
+        prop_assert!(!off && !stepped_off, "{t:?}");
+        prop_assert_eq!(&whole, &stepped);
+        prop_assert_eq!(whole.len(), large_binaries(&t, min), "{:?}", t);
+        prop_assert!(whole.iter().all(|&(_, len)| len >= min));
+    }
+}
+
+#[test]
+fn the_scanner_stops_at_what_it_cannot_skip() {
+    let compressed = writer::compress(encode(&Term::Binary(Bytes::from(vec![1u8; 1000]))), 6);
+    let mut scanner = super::scan::Scanner::new(10);
+    assert_eq!(scanner.scan(&compressed[1..]), super::scan::Scan::Off);
+    let mut scanner = super::scan::Scanner::new(10);
+    // A tuple whose header is not whole yet, then whole with a large binary.
+    assert_eq!(scanner.scan(&[104]), super::scan::Scan::NeedMore);
+    let body = [104, 2, 97, 1, 109, 0, 0, 0, 20];
+    assert_eq!(
+        scanner.scan(&body),
+        super::scan::Scan::Binary { at: 4, len: 20 }
+    );
+}

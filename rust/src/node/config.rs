@@ -3,7 +3,9 @@
 
 use super::transport::Transport;
 use crate::dist::handshake;
+use crate::dist::packet::bulk::Lander;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// OTP's default `net_ticktime`: a peer silent this long is gone.
@@ -38,6 +40,9 @@ pub struct NodeConfig {
     /// The largest frame and the largest reassembled message accepted from a peer: a peer
     /// that sends more is logged and disconnected.
     pub max_message_size: usize,
+    /// Makes the destinations of large binaries received (Python's `bytes` objects, from the
+    /// Python layer); None: plain buffers.
+    pub lander: Option<Arc<dyn Lander>>,
 }
 
 /// The cookie is left out: it must never reach a log line.
@@ -54,6 +59,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("transport", &self.transport)
             .field("allowed_nodes", &self.allowed_nodes)
             .field("max_message_size", &self.max_message_size)
+            .field("lander", &self.lander.is_some())
             .finish()
     }
 }
@@ -86,6 +92,7 @@ impl Default for NodeConfig {
             transport: Transport::default(),
             allowed_nodes: Vec::new(),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            lander: None,
         }
     }
 }

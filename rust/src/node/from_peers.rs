@@ -7,7 +7,7 @@
 use super::connection::Connection;
 use super::from_processes::{down_message, exit_message};
 use super::{lock, Dest, Inner, Message, Process};
-use crate::dist::control::{self, Control, ExitSignal, MonitorExit, ProcRef};
+use crate::dist::control::{self, Control, ExitSignal, MonitorExit, ProcRef, UnlinkIds};
 use crate::dist::packet::{Incoming, Payload};
 use crate::etf::{Atom, Pid, Reference, Term};
 use std::sync::Arc;
@@ -58,21 +58,22 @@ impl Inner {
                     );
                 }
             },
-            Control::UnlinkId { id, from, to } => {
+            Control::UnlinkId(ids) => {
+                let UnlinkIds { id, from, to } = *ids;
                 // The ack goes out before any other signal from `to` to `from`.
                 conn.send(
-                    &Control::UnlinkIdAck {
+                    &Control::UnlinkIdAck(Box::new(UnlinkIds {
                         id,
                         from: to.clone(),
                         to: from.clone(),
-                    },
+                    })),
                     None,
                 );
                 if let Some(p) = self.local_process(&to) {
                     lock(&p.relations).links.remove(&from);
                 }
             }
-            Control::UnlinkIdAck { .. } => {}
+            Control::UnlinkIdAck(_) => {}
             Control::Unlink { from, to } => {
                 // The old unlink (before UNLINK_ID): nothing to acknowledge.
                 if let Some(p) = self.local_process(&to) {
@@ -324,6 +325,7 @@ fn to_message(payload: Payload) -> Message {
     Message {
         body: payload.body,
         atoms: payload.atoms,
+        bulks: payload.bulks,
     }
 }
 

@@ -4,7 +4,7 @@
 //! [`super::process::Relations`].
 
 use super::{lock, Dest, Inner, Message, Node, Process};
-use crate::dist::control::{self, Control, ExitSignal, Monitor, MonitorExit, ProcRef};
+use crate::dist::control::{self, Control, ExitSignal, Monitor, MonitorExit, ProcRef, UnlinkIds};
 use crate::etf::{Atom, Pid, Reference, Term};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -62,11 +62,11 @@ impl Node {
         let id = inner.next_ref.fetch_add(1, Ordering::Relaxed);
         inner.send_existing(
             &target.node,
-            Control::UnlinkId {
+            Control::UnlinkId(Box::new(UnlinkIds {
                 id,
                 from: process.pid.clone(),
                 to: target.clone(),
-            },
+            })),
         );
     }
 

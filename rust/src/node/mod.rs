@@ -590,6 +590,7 @@ impl Inner {
                 if !p.deliver(Message {
                     body,
                     atoms: Arc::from(Vec::new()),
+                    bulks: Default::default(),
                 }) {
                     log::debug!("dropped a message to closed mailbox {pid:?}");
                 }
@@ -605,6 +606,7 @@ impl Inner {
                 p.deliver(Message {
                     body,
                     atoms: Arc::from(Vec::new()),
+                    bulks: Default::default(),
                 });
             }
             None => log::debug!("dropped a message to unregistered name {name}"),

@@ -8,8 +8,10 @@
 
 use super::encode::encode_body;
 use super::errors::decode_error;
+use super::landing::PyLanding;
 use super::owned;
 use super::terms::{self, AtomMaker, PyExport, PyFun, PyPid, PyPort, PyReference, Types};
+use crate::dist::packet::bulk::{Bulk, BULK_MIN};
 use crate::etf::decode::{DEFAULT_MAX_INFLATED, STACK_RED_ZONE, STACK_SEGMENT};
 use crate::etf::reader::{inflate, Reader};
 use crate::etf::{self, tags};
@@ -111,6 +113,8 @@ struct Decoder<'a, 'py> {
     types: &'static Types,
     atoms: AtomMaker,
     strings: Strings,
+    /// Large binaries kept out of `data` (a received message's; see `dist::packet::bulk`).
+    bulks: &'a [Bulk],
 }
 
 impl<'a, 'py> Decoder<'a, 'py> {
@@ -121,6 +125,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
         start: usize,
         cache: &'a [etf::Atom],
         strings: Strings,
+        bulks: &'a [Bulk],
     ) -> PyResult<Bound<'py, PyAny>> {
         let types = terms::types(py)?;
         let mut r = Reader::new(data);
@@ -133,6 +138,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
             types,
             atoms: AtomMaker::new(types),
             strings,
+            bulks,
         };
         let term = d.term(false).map_err(|e| e.into_py(py))?;
         if d.r.remaining() != 0 {
@@ -244,6 +250,11 @@ impl<'a, 'py> Decoder<'a, 'py> {
             }
             tags::BINARY => {
                 let len = self.r.u32()? as usize;
+                if len >= BULK_MIN && !self.bulks.is_empty() {
+                    if let Some(bulk) = self.bulks.iter().find(|b| b.at == start) {
+                        return self.landed(bulk);
+                    }
+                }
                 let data = self.r.bytes(len)?;
                 if self.strings == Strings::Elixir {
                     if let Ok(text) = std::str::from_utf8(data) {
@@ -505,6 +516,21 @@ impl<'a, 'py> Decoder<'a, 'py> {
         }
     }
 
+    /// A large binary kept out of the message: the `bytes` object it landed in (or, with
+    /// `strings="elixir"`, text when it is UTF-8).
+    fn landed(&self, bulk: &Bulk) -> DecResult<'py> {
+        let py = self.py;
+        if self.strings == Strings::Elixir {
+            if let Ok(text) = std::str::from_utf8(bulk.bytes()) {
+                return Ok(PyString::new(py, text).into_any());
+            }
+        }
+        Ok(match bulk.data.as_any().downcast_ref::<PyLanding>() {
+            Some(landing) => landing.object(py).into_bound(py).into_any(),
+            None => PyBytes::new(py, bulk.bytes()).into_any(),
+        })
+    }
+
     fn map_exact(&mut self, n: usize) -> Result<Bound<'py, PyDict>, DecErr> {
         let py = self.py;
         let dict = PyDict::new(py);
@@ -601,7 +627,7 @@ pub fn decode_standalone<'py>(
         ));
     }
     if r.peek_u8() != Some(tags::COMPRESSED) {
-        return Decoder::run(py, data, 1, &[], strings);
+        return Decoder::run(py, data, 1, &[], strings, &[]);
     }
     let wire = |e: etf::DecodeError| decode_error(py, &e);
     r.u8().map_err(wire)?;
@@ -609,7 +635,7 @@ pub fn decode_standalone<'py>(
     if r.remaining() != 0 {
         return Err(wire(r.error("trailing bytes after the compressed term")));
     }
-    Decoder::run(py, &inflated, 0, &[], strings)
+    Decoder::run(py, &inflated, 0, &[], strings, &[])
 }
 
 /// Decodes a term without a version byte (as in a distribution message), resolving
@@ -619,8 +645,9 @@ pub fn decode_body(
     body: &[u8],
     atoms: &[etf::Atom],
     strings: Strings,
+    bulks: &[Bulk],
 ) -> PyResult<Py<PyAny>> {
-    Ok(Decoder::run(py, body, 0, atoms, strings)?.unbind())
+    Ok(Decoder::run(py, body, 0, atoms, strings, bulks)?.unbind())
 }
 
 /// A [`etf::Term`] as a Python object (through its encoding, so the mapping rules live only
@@ -628,7 +655,7 @@ pub fn decode_body(
 pub fn term_to_py(py: Python<'_>, term: &etf::Term) -> PyResult<Py<PyAny>> {
     let mut body = Vec::with_capacity(64);
     etf::encode_term_body(term, &mut body);
-    decode_body(py, &body, &[], Strings::default())
+    decode_body(py, &body, &[], Strings::default(), &[])
 }
 
 /// `decode(data, *, max_inflated=..., strings="str") -> term`: a standalone external term

@@ -33,7 +33,13 @@ pub(super) fn decode_message(
     message: &Message,
     strings: Strings,
 ) -> PyResult<Py<PyAny>> {
-    decode_body(py, &message.body, &message.atoms, strings)
+    decode_body(
+        py,
+        &message.body,
+        &message.atoms,
+        strings,
+        message.bulks.as_slice(),
+    )
 }
 
 /// The native mailbox; `erlnode.Mailbox` wraps it.

@@ -4,6 +4,7 @@
 //!   term format: `erlnode.encode` / `erlnode.decode` and the entry points for the node code.
 //! - [`terms`]: `Pid`, `Port`, `Reference`, `Export`, `Fun` and the atom cache.
 //! - [`errors`]: `DecodeError`, `EncodeError`.
+//! - [`landing`]: `bytes` objects that large binaries received are read straight into.
 //! - [`logger`]: the core's log records, queued for Python's `logging` (`erlnode._logging`).
 //! - [`tls`]: `TLSConfig`, the TLS distribution settings.
 //! - [`syntax`]: `parse_term`, `format_term`: terms as Erlang text.
@@ -16,6 +17,7 @@ pub mod decode;
 mod dispatch;
 pub mod encode;
 pub mod errors;
+pub mod landing;
 mod logger;
 pub mod mailbox;
 pub mod node;
@@ -45,6 +47,7 @@ fn _erlnode(m: &Bound<'_, PyModule>) -> PyResult<()> {
     decode::register(m)?;
     syntax::register(m)?;
     cli::register(m)?;
+    landing::register(m)?;
     m.add_class::<node::PyNode>()?;
     m.add_class::<mailbox::PyMailbox>()?;
     m.add_class::<tls::PyTlsConfig>()?;

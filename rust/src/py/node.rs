@@ -112,6 +112,7 @@ impl PyNode {
             transport: tls.map_or(defaults.transport, |tls| tls.transport()),
             allowed_nodes: allowed_nodes.unwrap_or_default(),
             max_message_size: max_message_size.unwrap_or(defaults.max_message_size),
+            lander: Some(super::landing::lander()),
         };
         let node = py.detach(|| Node::start(config)).map_err(node_error)?;
         Ok(PyNode {
@@ -243,6 +244,8 @@ impl PyNode {
             entry.set_item("messages_in", c.messages_in)?;
             entry.set_item("messages_out", c.messages_out)?;
             entry.set_item("send_queue", c.send_queue)?;
+            entry.set_item("bulk_landed", c.bulk_landed)?;
+            entry.set_item("bulk_copied", c.bulk_copied)?;
             entry.set_item("last_in", c.last_in.as_secs_f64())?;
             entry.set_item("last_out", c.last_out.as_secs_f64())?;
             entry.set_item("up_since", up_since)?;

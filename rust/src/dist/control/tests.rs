@@ -91,16 +91,16 @@ pub fn all_controls() -> Vec<Control> {
             from: pid(1),
             alias: reference(6),
         })),
-        Control::UnlinkId {
+        Control::UnlinkId(Box::new(UnlinkIds {
             id: u64::MAX,
             from: pid(1),
             to: pid(2),
-        },
-        Control::UnlinkIdAck {
+        })),
+        Control::UnlinkIdAck(Box::new(UnlinkIds {
             id: 4,
             from: pid(2),
             to: pid(1),
-        },
+        })),
         Control::Unknown(Term::tuple(vec![Term::Int(37), Term::atom("x")])),
     ]
 }

@@ -17,6 +17,7 @@
 //! - `atom_cache`: one direction's atom cache, which both halves keep.
 
 mod atom_cache;
+pub mod bulk;
 mod receiver;
 mod sender;
 
@@ -47,6 +48,8 @@ pub struct Payload {
     pub body: Bytes,
     /// The atoms its ATOM_CACHE_REFs index (this frame's header); empty for pass-through.
     pub atoms: Arc<[Atom]>,
+    /// Its large binaries, kept out of `body` (see [`bulk`]); usually none.
+    pub bulks: bulk::Bulks,
 }
 
 /// One received signal.

@@ -2,14 +2,17 @@
 //! included), fragments reassembled, the hot path for message sends.
 
 use super::atom_cache::AtomCache;
+use super::bulk::{self, Assembly, Bulk, Bulks, Lander, BULK_MIN};
 use super::{err, Incoming, Payload, FRAGMENT_CONT, FRAGMENT_FIRST, HEADER, PASS_THROUGH};
 use crate::dist::control::{self, Control};
+use crate::dist::framing::{Deframer, FrameTooLarge};
 use crate::dist::DistError;
 use crate::etf::decode::decode_term;
 use crate::etf::reader::Reader;
 use crate::etf::{self, Atom, Term};
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use std::collections::HashMap;
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 /// The default cap on bytes buffered (or set aside) for incomplete fragmented messages, per
@@ -25,12 +28,21 @@ const PREALLOCATE_LIMIT: usize = 64 << 20;
 /// would overflow the stack and abort the process. Deeper is a malformed frame.
 pub const MAX_CONTROL_NESTING: usize = 1000;
 
+/// A frame is read in pieces, its large binaries straight into their destinations, only if
+/// at least this much of it is still to come; and a large frame is looked into only once this
+/// much of it (or all) is buffered, enough for the header of the binary it may carry.
+const STREAM_MIN: usize = 16 * 1024;
+const LOOK_AT: usize = 4 * 1024;
+
+/// A fragment continuation's header: `131, 70`, SeqId, FragId.
+const CONTINUATION_HEAD: usize = 18;
+
 /// A message whose first fragment has arrived.
 struct Partial {
     atoms: Arc<[Atom]>,
     /// The FragId the next continuation must carry.
     next: u64,
-    data: BytesMut,
+    data: Assembly,
     /// Bytes counted against the reassembly cap for this message: its data, or the room
     /// set aside for it if that is more.
     reserved: usize,
@@ -49,6 +61,29 @@ pub struct Receiver {
     partials: HashMap<u64, Partial>,
     buffered: usize,
     max_reassembly: usize,
+    /// The frame being read in pieces, if any (see [`Receiver::cut`]).
+    streaming: Option<Streaming>,
+    /// The large frame at the front was looked into and is read whole.
+    front_declined: bool,
+    lander: Option<Arc<dyn Lander>>,
+    /// Bytes of large binaries read straight into their destinations, and copied there.
+    pub bulk_landed: u64,
+    pub bulk_copied: u64,
+}
+
+/// A frame whose body is read in pieces as it arrives: the rest of a large `131,68` frame,
+/// or a continuation of a fragmented message.
+struct Streaming {
+    /// Body bytes still to come.
+    remaining: usize,
+    target: Target,
+}
+
+enum Target {
+    /// A whole message in one frame.
+    Whole { atoms: Arc<[Atom]>, data: Assembly },
+    /// Fragment `frag` of sequence `seq` (in `partials`).
+    Fragment { seq: u64, frag: u64 },
 }
 
 impl Default for Receiver {
@@ -73,7 +108,17 @@ impl Receiver {
             partials: HashMap::new(),
             buffered: 0,
             max_reassembly,
+            streaming: None,
+            front_declined: false,
+            lander: None,
+            bulk_landed: 0,
+            bulk_copied: 0,
         }
+    }
+
+    /// Large binaries get their destinations from `lander` (without one, plain buffers).
+    pub fn set_lander(&mut self, lander: Option<Arc<dyn Lander>>) {
+        self.lander = lander;
     }
 
     /// Bytes currently held for incomplete fragmented messages.
@@ -136,14 +181,15 @@ impl Receiver {
             .min(self.max_reassembly.saturating_sub(self.buffered) / 4)
             .max(data.len());
         self.reserve(room, seq)?;
-        let mut buffer = BytesMut::with_capacity(room);
-        buffer.extend_from_slice(data);
+        let mut assembly = Assembly::new(data.len().max(1024));
+        let cap_room = self.max_reassembly.saturating_sub(self.buffered);
+        assembly.absorb(data, self.lander.as_deref(), cap_room);
         self.partials.insert(
             seq,
             Partial {
                 atoms,
                 next: frag - 1,
-                data: buffer,
+                data: assembly,
                 reserved: room,
             },
         );
@@ -168,20 +214,269 @@ impl Receiver {
                 "fragment {frag} of sequence {seq} out of order (expected {expected})"
             )));
         }
-        let beyond = (partial.data.len() + data.len()).saturating_sub(partial.reserved);
-        if beyond > 0 {
-            self.reserve(beyond, seq)?;
-        }
+        self.account(seq, data.len())?;
+        let cap_room = self.max_reassembly.saturating_sub(self.buffered);
         let partial = self.partials.get_mut(&seq).expect("checked above");
-        partial.reserved += beyond;
-        partial.data.extend_from_slice(data);
+        partial.data.absorb(data, self.lander.as_deref(), cap_room);
         partial.next -= 1;
         if frag > 1 {
             return Ok(None);
         }
-        let partial = self.partials.remove(&seq).expect("checked above");
+        self.complete(seq).map(Some)
+    }
+
+    /// Counts `more` bytes of data for sequence `seq` against the reassembly limit.
+    fn account(&mut self, seq: u64, more: usize) -> Result<(), DistError> {
+        let Some(partial) = self.partials.get(&seq) else {
+            return Ok(());
+        };
+        let beyond = (partial.data.len() + more).saturating_sub(partial.reserved);
+        if beyond > 0 {
+            self.reserve(beyond, seq)?;
+        }
+        if let Some(partial) = self.partials.get_mut(&seq) {
+            partial.reserved += beyond;
+        }
+        Ok(())
+    }
+
+    /// The message of sequence `seq`, whose last fragment has come.
+    fn complete(&mut self, seq: u64) -> Result<Incoming, DistError> {
+        let partial = self
+            .partials
+            .remove(&seq)
+            .expect("completing a known sequence");
         self.buffered -= partial.reserved;
-        message(partial.data.freeze(), partial.atoms).map(Some)
+        self.count_bulk(&partial.data);
+        let (skeleton, bulks) = partial.data.finish();
+        assembled(skeleton, bulks, partial.atoms)
+    }
+
+    fn count_bulk(&mut self, data: &Assembly) {
+        self.bulk_landed += data.landed as u64;
+        self.bulk_copied += data.copied as u64;
+    }
+
+    /// Cuts what `frames` holds into signals for `dispatch`; returns how many. A large frame
+    /// (or a fragment) that carries a large binary is not waited for whole: its buffered part
+    /// is taken and the rest is read in pieces ([`Receiver::window`] for the binary's data,
+    /// the buffer for the rest). An error means the connection must end.
+    pub fn cut(
+        &mut self,
+        frames: &mut Deframer,
+        mut dispatch: impl FnMut(Incoming),
+    ) -> Result<u64, String> {
+        let mut signals = 0;
+        loop {
+            if let Some(streaming) = &self.streaming {
+                let piece = frames.take(streaming.remaining);
+                if piece.is_empty() {
+                    break;
+                }
+                if let Some(incoming) = self.stream(&piece).map_err(bad_frame)? {
+                    dispatch(incoming);
+                    signals += 1;
+                }
+                continue;
+            }
+            match frames
+                .next_whole_frame()
+                .map_err(|e: FrameTooLarge| e.to_string())?
+            {
+                Some(frame) => {
+                    self.front_declined = false;
+                    if let Some(incoming) = self.receive(frame).map_err(bad_frame)? {
+                        dispatch(incoming);
+                        signals += 1;
+                    }
+                }
+                None => {
+                    if !self.start_streaming(frames).map_err(bad_frame)? {
+                        frames.reserve_front();
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(signals)
+    }
+
+    /// How much the next read into the frame buffer should take at most: while a large
+    /// binary is being filled from fragments, only the next frame's length and header, so
+    /// that a continuation's data is read straight into [`Receiver::window`], not the buffer.
+    pub fn read_limit(&self, frames: &Deframer) -> Option<usize> {
+        if self.streaming.is_some() || !self.partials.values().any(|p| p.data.is_filling()) {
+            return None;
+        }
+        Some(Self::NEXT_HEAD.saturating_sub(frames.buffered()).max(1))
+    }
+
+    /// Whether the frame being read in pieces ends within `n` more bytes: a read that fills
+    /// [`Receiver::window`] may then take the next frame's head too.
+    pub fn frame_ends_within(&self, n: usize) -> bool {
+        self.streaming.as_ref().is_some_and(|s| s.remaining <= n)
+    }
+
+    /// How many bytes a frame's length and a continuation's header take: what a read after
+    /// a streamed frame takes into the buffer.
+    pub const NEXT_HEAD: usize = 4 + CONTINUATION_HEAD;
+
+    /// Where the next bytes of the frame being read in pieces go, when they are a large
+    /// binary's data: at most the rest of the frame.
+    pub fn window(&mut self) -> Option<&mut [MaybeUninit<u8>]> {
+        let streaming = self.streaming.as_mut()?;
+        let remaining = streaming.remaining;
+        let data = match &mut streaming.target {
+            Target::Whole { data, .. } => data,
+            Target::Fragment { seq, .. } => &mut self.partials.get_mut(seq)?.data,
+        };
+        let window = data.window()?;
+        let n = window.len().min(remaining);
+        Some(&mut window[..n])
+    }
+
+    /// `n` bytes were read into [`Receiver::window`]; the message, if that completed it.
+    pub fn wrote(&mut self, n: usize) -> Result<Option<Incoming>, DistError> {
+        let cap_room = self.max_reassembly.saturating_sub(self.buffered);
+        let lander = self.lander.clone();
+        let Some(streaming) = self.streaming.as_mut() else {
+            return Ok(None);
+        };
+        streaming.remaining -= n;
+        let data = match &mut streaming.target {
+            Target::Whole { data, .. } => data,
+            Target::Fragment { seq, .. } => match self.partials.get_mut(seq) {
+                Some(partial) => &mut partial.data,
+                None => return Err(err("fragment of a dropped sequence")),
+            },
+        };
+        data.wrote(n, lander.as_deref(), cap_room);
+        self.end_of_piece()
+    }
+
+    /// Bytes of the frame being read in pieces, from the buffer.
+    fn stream(&mut self, piece: &[u8]) -> Result<Option<Incoming>, DistError> {
+        let cap_room = self.max_reassembly.saturating_sub(self.buffered);
+        let lander = self.lander.clone();
+        let Some(streaming) = self.streaming.as_mut() else {
+            return Ok(None);
+        };
+        streaming.remaining -= piece.len();
+        let data = match &mut streaming.target {
+            Target::Whole { data, .. } => data,
+            Target::Fragment { seq, .. } => match self.partials.get_mut(seq) {
+                Some(partial) => &mut partial.data,
+                None => return Err(err("fragment of a dropped sequence")),
+            },
+        };
+        data.absorb(piece, lander.as_deref(), cap_room);
+        self.end_of_piece()
+    }
+
+    /// After a piece: when the frame is all read, its message if it completes one.
+    fn end_of_piece(&mut self) -> Result<Option<Incoming>, DistError> {
+        if self.streaming.as_ref().is_some_and(|s| s.remaining > 0) {
+            return Ok(None);
+        }
+        let Some(streaming) = self.streaming.take() else {
+            return Ok(None);
+        };
+        self.front_declined = false;
+        match streaming.target {
+            Target::Whole { atoms, data } => {
+                self.count_bulk(&data);
+                let (skeleton, bulks) = data.finish();
+                assembled(skeleton, bulks, atoms).map(Some)
+            }
+            Target::Fragment { seq, frag } => {
+                if let Some(partial) = self.partials.get_mut(&seq) {
+                    partial.next -= 1;
+                }
+                if frag > 1 {
+                    return Ok(None);
+                }
+                self.complete(seq).map(Some)
+            }
+        }
+    }
+
+    /// Looks at the incomplete frame at the front of `frames`: if the rest of it is better
+    /// read in pieces (it carries a large binary's data), takes its buffered part and
+    /// returns true.
+    fn start_streaming(&mut self, frames: &mut Deframer) -> Result<bool, DistError> {
+        let Some((len, body)) = frames.front() else {
+            return Ok(false);
+        };
+        if self.front_declined || len - body.len() < STREAM_MIN || body.len() < 2 {
+            return Ok(false);
+        }
+        let started = match (body[0], body[1]) {
+            (etf::VERSION, FRAGMENT_CONT) => self.start_fragment(len, body)?,
+            (etf::VERSION, HEADER) if len >= BULK_MIN => self.start_whole(len, body)?,
+            _ => {
+                self.front_declined = true;
+                false
+            }
+        };
+        if started {
+            frames.take_front();
+        }
+        Ok(started)
+    }
+
+    /// A continuation whose data goes on with a large binary being filled.
+    fn start_fragment(&mut self, len: usize, body: &[u8]) -> Result<bool, DistError> {
+        if body.len() < CONTINUATION_HEAD {
+            return Ok(false);
+        }
+        let mut r = Reader::new(body);
+        r.bytes(2)?;
+        let seq = r.u64()?;
+        let frag = r.u64()?;
+        let filling = self
+            .partials
+            .get(&seq)
+            .is_some_and(|p| p.next == frag && p.data.is_filling());
+        if !filling {
+            // Read whole; `continuation` checks it.
+            self.front_declined = true;
+            return Ok(false);
+        }
+        self.account(seq, len - CONTINUATION_HEAD)?;
+        self.streaming = Some(Streaming {
+            remaining: len - CONTINUATION_HEAD,
+            target: Target::Fragment { seq, frag },
+        });
+        let buffered = &body[CONTINUATION_HEAD..];
+        self.stream(buffered)?;
+        Ok(true)
+    }
+
+    /// A large `131,68` frame whose buffered part shows a large binary.
+    fn start_whole(&mut self, len: usize, body: &[u8]) -> Result<bool, DistError> {
+        if body.len() < LOOK_AT {
+            return Ok(false);
+        }
+        // Looked into once: read whole if no large binary shows in what is buffered.
+        self.front_declined = true;
+        let mut r = Reader::new(body);
+        r.bytes(2)?;
+        // A section whose end is not buffered yet: read whole. (Parsing it updates the cache
+        // with what the frame says; parsing it again later sets the same entries.)
+        let Ok(atoms) = self.atom_cache_section(&mut r) else {
+            return Ok(false);
+        };
+        let start = r.position();
+        let mut data = Assembly::new(LOOK_AT);
+        data.absorb(&body[start..], self.lander.as_deref(), len - start);
+        if !data.is_filling() {
+            return Ok(false);
+        }
+        self.streaming = Some(Streaming {
+            remaining: len - body.len(),
+            target: Target::Whole { atoms, data },
+        });
+        Ok(true)
     }
 
     /// Accounts for `n` more buffered bytes, dropping sequence `seq` if that breaks the cap.
@@ -291,13 +586,44 @@ fn pass_through(frame: Bytes) -> Result<Incoming, DistError> {
     finish(control, payload, Arc::from(Vec::new()))
 }
 
+/// A message put together from pieces: its skeleton and its large binaries.
+fn assembled(skeleton: Bytes, bulks: Vec<Bulk>, atoms: Arc<[Atom]>) -> Result<Incoming, DistError> {
+    if bulks.is_empty() {
+        return message(skeleton, atoms);
+    }
+    // The hot path keeps the binaries apart; anything else reads one contiguous encoding.
+    if let Some((control, at)) = plain_send(&skeleton, &atoms) {
+        if bulks[0].at >= at {
+            let mut body = skeleton;
+            body.advance(at);
+            return Ok(Incoming {
+                control,
+                payload: Some(Payload {
+                    body,
+                    atoms,
+                    bulks: bulk::rebase(bulks, at),
+                }),
+            });
+        }
+    }
+    message(bulk::contiguous(&skeleton, &bulks), atoms)
+}
+
+fn bad_frame(e: DistError) -> String {
+    format!("bad frame: {e}")
+}
+
 /// Control and optional message, without version bytes, as in a `131,68` frame.
 fn message(mut data: Bytes, atoms: Arc<[Atom]>) -> Result<Incoming, DistError> {
     if let Some((control, at)) = plain_send(&data, &atoms) {
         data.advance(at);
         return Ok(Incoming {
             control,
-            payload: Some(Payload { body: data, atoms }),
+            payload: Some(Payload {
+                body: data,
+                atoms,
+                bulks: Bulks::default(),
+            }),
         });
     }
     let mut r = Reader::new(&data);
@@ -399,6 +725,10 @@ fn finish(
     }
     Ok(Incoming {
         control,
-        payload: payload.map(|body| Payload { body, atoms }),
+        payload: payload.map(|body| Payload {
+            body,
+            atoms,
+            bulks: Bulks::default(),
+        }),
     })
 }

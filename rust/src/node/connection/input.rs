@@ -15,13 +15,15 @@
 use super::socket;
 use super::{Connection, LastSeen};
 use crate::dist::framing::Deframer;
+use crate::dist::packet::bulk::Lander;
 use crate::dist::packet::{Incoming, Receiver};
 use crate::node::{lock, runtime, Inner};
+use bytes::BufMut;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, Interest};
+use tokio::io::{AsyncRead, AsyncReadExt, Interest, ReadBuf};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::Notify;
 use tokio::time::Sleep;
@@ -74,10 +76,16 @@ pub(super) struct Input {
     last_data: LastSeen,
     /// The largest frame, and the largest message reassembled from fragments, accepted.
     max_message: usize,
+    /// Makes the destinations of large binaries (see `dist::packet::bulk`).
+    lander: Option<Arc<dyn Lander>>,
     /// Bytes read, and signals (messages, links, monitors, ...; not ticks) dispatched, for
     /// `Node::stats`: added to once per read, never per byte (see [`Input::note_read`]).
     pub(super) bytes_in: AtomicU64,
     pub(super) messages_in: AtomicU64,
+    /// The read state's counts of large binaries' bytes landed and copied (see
+    /// `dist::packet::bulk`), as of its last read.
+    pub(super) bulk_landed: AtomicU64,
+    pub(super) bulk_copied: AtomicU64,
 }
 
 /// What reading a raw socket from several threads needs.
@@ -121,28 +129,45 @@ pub(super) struct ReadState {
     /// Why the connection must end, when a receiving thread found out (the reader task ends
     /// it).
     ended: Option<String>,
+    /// Bytes the last read put straight into a large binary's destination (not the buffer).
+    direct: usize,
+    /// How many bytes the last read asked for: one that got fewer emptied the socket.
+    pub(super) asked: usize,
 }
 
 impl Input {
     /// The read side of a stream read through Tokio only.
-    pub(super) fn for_stream(epoch: Instant, max_message: usize) -> Input {
+    pub(super) fn for_stream(
+        epoch: Instant,
+        max_message: usize,
+        lander: Option<Arc<dyn Lander>>,
+    ) -> Input {
         Input {
             socket: None,
             ended: Notify::new(),
             stopped: AtomicBool::new(false),
             last_data: LastSeen::new(epoch),
             max_message,
+            lander,
             bytes_in: AtomicU64::new(0),
             messages_in: AtomicU64::new(0),
+            bulk_landed: AtomicU64::new(0),
+            bulk_copied: AtomicU64::new(0),
         }
     }
 
     /// One read of `bytes` that completed `signals` signals: for the connection's statistics.
     /// Relaxed: nothing is ordered by these counts, and a reader may see one a read behind.
-    fn note_read(&self, bytes: usize, signals: u64) {
+    fn note_read(&self, bytes: usize, signals: u64, receiver: &Receiver) {
         self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
         if signals > 0 {
             self.messages_in.fetch_add(signals, Ordering::Relaxed);
+            if receiver.bulk_landed + receiver.bulk_copied > 0 {
+                self.bulk_landed
+                    .store(receiver.bulk_landed, Ordering::Relaxed);
+                self.bulk_copied
+                    .store(receiver.bulk_copied, Ordering::Relaxed);
+            }
         }
     }
 
@@ -156,12 +181,13 @@ impl Input {
         socket: Arc<std::net::TcpStream>,
         epoch: Instant,
         max_message: usize,
+        lander: Option<Arc<dyn Lander>>,
     ) -> Input {
         let can_keep = socket::peek_from_last_end(&socket);
         Input {
             socket: Some(SocketInput {
                 socket,
-                state: Mutex::new(ReadState::new(can_keep, max_message)),
+                state: Mutex::new(ReadState::new(can_keep, max_message, lander.clone())),
                 lease: Lease {
                     held: AtomicBool::new(false),
                     switch: Mutex::new(()),
@@ -169,7 +195,7 @@ impl Input {
                     taken: Notify::new(),
                 },
             }),
-            ..Input::for_stream(epoch, max_message)
+            ..Input::for_stream(epoch, max_message, lander)
         }
     }
 
@@ -225,7 +251,7 @@ impl Input {
                 self.last_data.touch();
                 match state.cut_frames(|incoming| node.dispatch(conn, incoming)) {
                     Ok(signals) => {
-                        self.note_read(got, signals);
+                        self.note_read(got, signals, &state.receiver);
                         None
                     }
                     Err(reason) => Some(broke_protocol(conn, reason)),
@@ -269,13 +295,21 @@ impl SocketInput {
 
 impl ReadState {
     /// `max_message` bounds each frame and each message reassembled from fragments.
-    pub(super) fn new(can_keep: bool, max_message: usize) -> ReadState {
+    pub(super) fn new(
+        can_keep: bool,
+        max_message: usize,
+        lander: Option<Arc<dyn Lander>>,
+    ) -> ReadState {
+        let mut receiver = Receiver::with_limit(max_message);
+        receiver.set_lander(lander);
         ReadState {
-            receiver: Receiver::with_limit(max_message),
+            receiver,
             frames: Deframer::new(max_message),
             kept: 0,
             can_keep,
             ended: None,
+            direct: 0,
+            asked: 0,
         }
     }
 
@@ -299,6 +333,31 @@ impl ReadState {
         max: usize,
         keep_last: bool,
     ) -> std::io::Result<usize> {
+        if self.receiver.window().is_some() {
+            // A large binary's data: straight into its destination, and nothing kept back
+            // (the sender writes it in large pieces anyway).
+            self.take_kept(tcp)?;
+            self.frames.make_room();
+            let window = self.receiver.window().expect("checked above");
+            let window_len = window.len();
+            // The frame ends with this window: the same read takes the next frame's head
+            // into the buffer (one system call per fragment, not two).
+            let head = if self.receiver.frame_ends_within(window_len) {
+                Receiver::NEXT_HEAD
+            } else {
+                0
+            };
+            let window = self.receiver.window().expect("checked above");
+            let (direct, buffered) = socket::read_split(tcp, window, self.frames.buffer(), head)?;
+            self.asked = window_len + head;
+            self.direct = direct;
+            return Ok(direct + buffered);
+        }
+        let max = self
+            .receiver
+            .read_limit(&self.frames)
+            .map_or(max, |limit| limit.min(max));
+        self.asked = max.min(self.frames.room());
         if keep_last && self.can_keep {
             let got = socket::read_now(tcp, self.frames.buffer(), max, libc::MSG_PEEK)?;
             if got > 0 {
@@ -321,21 +380,22 @@ impl ReadState {
         Ok(())
     }
 
-    /// Cuts every complete frame out of the buffer and hands each incoming signal to
-    /// `dispatch`; returns how many it handed. An error means the connection must end.
+    /// Hands every signal that what was read completes to `dispatch`; returns how many. An
+    /// error means the connection must end.
     pub(super) fn cut_frames(&mut self, mut dispatch: impl FnMut(Incoming)) -> Result<u64, String> {
         let mut signals = 0;
-        while let Some(frame) = self.frames.next_frame().map_err(|e| e.to_string())? {
-            match self.receiver.receive(frame) {
-                Ok(Some(incoming)) => {
-                    dispatch(incoming);
-                    signals += 1;
-                }
-                Ok(None) => {}
-                Err(e) => return Err(format!("bad frame: {e}")),
+        if self.direct > 0 {
+            let wrote = std::mem::take(&mut self.direct);
+            if let Some(incoming) = self
+                .receiver
+                .wrote(wrote)
+                .map_err(|e| format!("bad frame: {e}"))?
+            {
+                dispatch(incoming);
+                signals += 1;
             }
         }
-        Ok(signals)
+        Ok(signals + self.receiver.cut(&mut self.frames, dispatch)?)
     }
 }
 
@@ -356,14 +416,14 @@ pub(super) async fn read_stream<R: AsyncRead + Unpin>(
     timeout: Duration,
 ) -> String {
     let input = &conn.input;
-    let mut state = ReadState::new(false, input.max_message);
+    let mut state = ReadState::new(false, input.max_message, input.lander.clone());
     let watchdog = tokio::time::sleep(timeout);
     let mut watchdog = std::pin::pin!(watchdog);
     loop {
         state.frames.make_room();
         let read = tokio::select! {
             biased;
-            read = reader.read_buf(state.frames.buffer()) => read,
+            read = read_some(&mut reader, &mut state) => read,
             _ = watchdog.as_mut() => {
                 if input.silent_too_long(timeout, watchdog.as_mut()) {
                     return format!("no data for {timeout:?} (net_ticktime)");
@@ -376,7 +436,7 @@ pub(super) async fn read_stream<R: AsyncRead + Unpin>(
             Ok(got) => {
                 input.last_data.touch();
                 match state.cut_frames(|incoming| node.dispatch(conn, incoming)) {
-                    Ok(signals) => input.note_read(got, signals),
+                    Ok(signals) => input.note_read(got, signals, &state.receiver),
                     Err(reason) => return broke_protocol(conn, reason),
                 }
             }
@@ -388,6 +448,28 @@ pub(super) async fn read_stream<R: AsyncRead + Unpin>(
             Err(e) => return format!("read error: {e}"),
         }
     }
+}
+
+/// One read of a stream: into a large binary's destination when its data comes next, else
+/// into the frame buffer. Over TLS, rustls copies the plaintext from its own buffer.
+async fn read_some<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    state: &mut ReadState,
+) -> std::io::Result<usize> {
+    let Some(window) = state.receiver.window() else {
+        return match state.receiver.read_limit(&state.frames) {
+            Some(limit) => {
+                let mut buffer = state.frames.buffer().limit(limit);
+                reader.read_buf(&mut buffer).await
+            }
+            None => reader.read_buf(state.frames.buffer()).await,
+        };
+    };
+    let mut buf = ReadBuf::uninit(window);
+    std::future::poll_fn(|cx| Pin::new(&mut *reader).poll_read(cx, &mut buf)).await?;
+    let got = buf.filled().len();
+    state.direct = got;
+    Ok(got)
 }
 
 /// The reader task of a plain TCP socket: reads under the read state's lock, so a receiving
@@ -472,7 +554,7 @@ pub(super) async fn read_socket(
             let read = read_half.as_ref().try_io(Interest::READABLE, || {
                 got = state.read(tcp, room, keep_last)?;
                 match got {
-                    n if n > 0 && n < room => Err(std::io::ErrorKind::WouldBlock.into()),
+                    n if n > 0 && n < state.asked => Err(std::io::ErrorKind::WouldBlock.into()),
                     _ => Ok(()),
                 }
             });
@@ -497,7 +579,7 @@ pub(super) async fn read_socket(
                 input.last_data.touch();
                 let dispatch = |incoming| node.dispatch(conn, incoming);
                 match state.cut_frames(dispatch) {
-                    Ok(signals) => input.note_read(got, signals),
+                    Ok(signals) => input.note_read(got, signals, &state.receiver),
                     Err(reason) => return broke_protocol(conn, reason),
                 }
             }

@@ -86,6 +86,10 @@ pub struct ConnectionStats {
     pub messages_out: u64,
     /// Bytes sent but not yet written to the socket.
     pub send_queue: usize,
+    /// Bytes of large binaries received that were read straight into their destinations
+    /// (Python `bytes` objects), and that were copied there (see `dist::packet::bulk`).
+    pub bulk_landed: u64,
+    pub bulk_copied: u64,
     /// Since anything (a signal or a tick) last came from the peer: `net_ticktime` counts
     /// from it.
     pub last_in: Duration,
@@ -168,6 +172,8 @@ impl Connection {
             messages_in: self.input.messages_in.load(Ordering::Relaxed),
             messages_out,
             send_queue,
+            bulk_landed: self.input.bulk_landed.load(Ordering::Relaxed),
+            bulk_copied: self.input.bulk_copied.load(Ordering::Relaxed),
             last_in: self.input.since_data(),
             last_out: self.output.since_write(),
             up_since: self.up_since,
@@ -221,6 +227,7 @@ pub fn start(
     let epoch = Instant::now();
     let up_since = SystemTime::now();
     let max_message = node.config.max_message_size;
+    let lander = node.config.lander.clone();
     let rt = tokio::runtime::Handle::current();
     let make = |input: Input, output: Arc<Output>| {
         Arc::new_cyclic(|me| Connection {
@@ -240,7 +247,10 @@ pub fn start(
     let (conn, reader) = match stream.split()? {
         Halves::Socket { raw, read, write } => {
             let output = Arc::new(Output::new(Some(raw.clone()), epoch));
-            let conn = make(Input::for_socket(raw, epoch, max_message), output.clone());
+            let conn = make(
+                Input::for_socket(raw, epoch, max_message, lander.clone()),
+                output.clone(),
+            );
             rt.spawn(output::write_loop(write, output, tick));
             let (task_node, task_conn) = (node.clone(), conn.clone());
             let reader = rt.spawn(async move {
@@ -251,7 +261,10 @@ pub fn start(
         }
         Halves::Stream { read, write } => {
             let output = Arc::new(Output::new(None, epoch));
-            let conn = make(Input::for_stream(epoch, max_message), output.clone());
+            let conn = make(
+                Input::for_stream(epoch, max_message, lander.clone()),
+                output.clone(),
+            );
             rt.spawn(output::write_loop(write, output, tick));
             let (task_node, task_conn) = (node.clone(), conn.clone());
             let reader = rt.spawn(async move {

@@ -38,6 +38,45 @@ pub(super) fn read_now(
 }
 
 /// Takes `bytes` already read (by peeking) out of the socket's queue, without copying them.
+/// One read into `first` (a large binary's destination, see `dist::packet::bulk`) and then
+/// up to `then` bytes into `buf`'s spare room, without blocking; returns how many bytes went
+/// to each.
+pub(super) fn read_split(
+    socket: &TcpStream,
+    first: &mut [std::mem::MaybeUninit<u8>],
+    buf: &mut BytesMut,
+    then: usize,
+) -> std::io::Result<(usize, usize)> {
+    let spare = buf.spare_capacity_mut();
+    let then = then.min(spare.len());
+    let mut parts = [
+        libc::iovec {
+            iov_base: first.as_mut_ptr().cast(),
+            iov_len: first.len(),
+        },
+        libc::iovec {
+            iov_base: spare.as_mut_ptr().cast(),
+            iov_len: then,
+        },
+    ];
+    // SAFETY: a zeroed msghdr is valid (no address, no control data); it points at `parts`,
+    // which lives across the call.
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    message.msg_iov = parts.as_mut_ptr();
+    message.msg_iovlen = if then > 0 { 2 } else { 1 };
+    // SAFETY: recvmsg writes at most each part's length into memory we hold exclusively
+    // (`first`, and `buf`'s spare capacity); we count as written only what it reports.
+    let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut message, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let n = n as usize;
+    let direct = n.min(first.len());
+    // SAFETY: recvmsg filled `first` before the second part: the bytes past it are in `buf`.
+    unsafe { buf.set_len(buf.len() + (n - direct)) };
+    Ok((direct, n - direct))
+}
+
 pub(super) fn discard(socket: &TcpStream, bytes: usize) -> std::io::Result<()> {
     if bytes == 0 {
         return Ok(());

@@ -21,7 +21,7 @@ fn tcp_pair() -> (std::net::TcpStream, std::net::TcpStream) {
 #[test]
 fn reads_that_keep_the_last_byte_see_every_byte_once() {
     let (mut writer, reader) = tcp_pair();
-    let mut state = ReadState::new(socket::peek_from_last_end(&reader), MAX_FRAME);
+    let mut state = ReadState::new(socket::peek_from_last_end(&reader), MAX_FRAME, None);
     // Older kernels read plainly, which must see every byte once too.
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
     let mut version = release.split(['.', '-']).map(|part| part.parse::<u32>());
@@ -98,7 +98,7 @@ fn frames_are_cut_whole_across_reads_and_ticks_are_skipped() {
     let stream: Vec<u8> = frames.concat();
     // Fed in pieces of every size, as reads may cut the stream anywhere.
     for piece in 1..stream.len() {
-        let mut state = ReadState::new(false, MAX_FRAME);
+        let mut state = ReadState::new(false, MAX_FRAME, None);
         let mut got = Vec::new();
         for chunk in stream.chunks(piece) {
             state.frames.buffer().extend_from_slice(chunk);
@@ -114,7 +114,7 @@ fn frames_are_cut_whole_across_reads_and_ticks_are_skipped() {
 
 #[test]
 fn an_oversized_frame_ends_the_connection() {
-    let mut state = ReadState::new(false, MAX_FRAME);
+    let mut state = ReadState::new(false, MAX_FRAME, None);
     state
         .frames
         .buffer()
@@ -123,7 +123,7 @@ fn an_oversized_frame_ends_the_connection() {
         .cut_frames(|_| panic!("nothing to dispatch"))
         .unwrap_err();
     assert!(error.contains("over the limit"), "{error}");
-    let mut state = ReadState::new(false, MAX_FRAME);
+    let mut state = ReadState::new(false, MAX_FRAME, None);
     state
         .frames
         .buffer()

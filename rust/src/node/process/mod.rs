@@ -3,6 +3,7 @@
 //! Messages wait here as encoded bytes; whoever receives decodes them (Python decodes into
 //! Python objects, with the GIL it already holds). Network threads only push bytes.
 
+use crate::dist::packet::bulk::{self, Bulks};
 use crate::dist::packet::MAX_CONTROL_NESTING;
 use crate::etf::{self, Atom, Pid, Reference, Term};
 use bytes::Bytes;
@@ -19,6 +20,8 @@ use std::time::{Duration, Instant};
 pub struct Message {
     pub body: Bytes,
     pub atoms: Arc<[Atom]>,
+    /// Large binaries received, kept out of `body` (see `dist::packet::bulk`); usually none.
+    pub bulks: Bulks,
 }
 
 impl Message {
@@ -29,6 +32,7 @@ impl Message {
         Message {
             body: Bytes::from(body),
             atoms: Arc::from(Vec::new()),
+            bulks: Bulks::default(),
         }
     }
 
@@ -36,7 +40,8 @@ impl Message {
     /// `net_kernel`). A term nested deeper than a control message may be is refused: dropping
     /// or printing it would recurse that deep (a peer could overflow the stack).
     pub fn to_term(&self) -> Result<Term, etf::DecodeError> {
-        let mut reader = etf::reader::Reader::new(&self.body);
+        let body = bulk::contiguous(&self.body, self.bulks.as_slice());
+        let mut reader = etf::reader::Reader::new(&body);
         let term = etf::decode::decode_term(&mut reader, &self.atoms)?;
         if reader.remaining() != 0 {
             term.drop_flat();

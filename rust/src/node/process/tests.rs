@@ -296,6 +296,7 @@ fn a_term_nested_too_deep_for_the_node_is_refused_without_recursing() {
     let message = Message {
         body: Bytes::from(body),
         atoms: Arc::from(Vec::new()),
+        bulks: Default::default(),
     };
     let error = message.to_term().unwrap_err();
     assert!(error.to_string().contains("nested deeper"), "{error}");
