@@ -16,6 +16,8 @@ CONNECTION_KEYS = {
     "messages_in",
     "messages_out",
     "send_queue",
+    "bulk_landed",
+    "bulk_copied",
     "last_in",
     "last_out",
     "up_since",
@@ -58,6 +60,8 @@ def test_stats_count_each_connections_traffic(erl: Erl, node: erlnode.Node) -> N
     assert 30 <= conn["messages_in"] <= 35, conn
     assert conn["bytes_out"] >= 20 * 100 and conn["bytes_in"] >= 30 * 1000, conn
     assert conn["send_queue"] == 0
+    # No binary was large enough to land apart (see tests/test_bulk_receive.py).
+    assert conn["bulk_landed"] == conn["bulk_copied"] == 0
     assert 0 <= conn["last_in"] < 5 and 0 <= conn["last_out"] < 5
     assert before - 1 <= conn["up_since"] <= time.time()
     assert json.loads(json.dumps(stats)) == stats  # plain data

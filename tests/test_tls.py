@@ -317,3 +317,18 @@ def test_a_silent_client_does_not_stop_others(tls_pair: tuple[Erl, erlnode.Node]
     finally:
         for s in silent:
             s.close()
+
+
+def test_large_binaries_over_tls_land_in_their_bytes(tls_pair: tuple[Erl, erlnode.Node]) -> None:
+    # Over TLS, rustls decrypts into its own buffer and copies the plaintext straight into
+    # the bytes object (no copy of ours beyond that): counted as landed.
+    from test_bulk_receive import BULK_MIN, FRAGMENT, check_stream, send_binaries
+
+    erl, node = tls_pair
+    mbox = node.mailbox("bulk_tls")
+    assert node.ping(erl.name)
+    sizes = [BULK_MIN, 3 * FRAGMENT + 7, 8 << 20]
+    sums = send_binaries(erl, f"{{bulk_tls, '{node.name}'}}", sizes)
+    check_stream([mbox.receive(timeout=60) for _ in range(3 * len(sizes))], sums, sizes)
+    conn = node.stats()["connections"][erl.name]
+    assert conn["bulk_landed"] > conn["bulk_copied"], conn
