@@ -4,6 +4,16 @@ Terms map to Python values as described in docs/types.md; ``encode`` and ``decod
 between them and Erlang's external term format (what ``term_to_binary`` produces),
 ``parse_term`` and ``format_term`` between them and Erlang's syntax. ``python -m erlnode`` is
 the command line (docs/cli.md).
+
+Every public name has an example. The ``>>>`` ones need no Erlang node and run as tests
+(tests/test_docstrings.py) after ``from erlnode import *``:
+
+>>> from erlnode import *
+>>> decode(encode((Atom("ok"), [1, 2])))
+(Atom('ok'), [1, 2])
+
+The ``Example::`` blocks need a running Erlang node (``erl -sname erl``): ``node`` is an
+``erlnode.Node``, ``mbox`` one of its mailboxes, ``erl@host`` the Erlang node.
 """
 
 from ._erlnode import (

@@ -54,12 +54,27 @@ def set_log_level(levelno: int) -> bool:
     """Sets the core's pre-filter from a Python level (unless ERLNODE_LOG is set)."""
 
 class DecodeError(ValueError):
-    """Malformed external term format; ``offset`` is where decoding stopped."""
+    r"""Malformed external term format (from `decode`); `offset` is the byte where decoding
+    stopped (in the inflated data, for a compressed term).
+
+    >>> try:
+    ...     decode(b"\x83h\x02w\x02ok")  # a 2-tuple cut after its first element
+    ... except DecodeError as e:
+    ...     print(e.offset, e)
+    7 truncated input: a term was expected at byte 7
+    """
 
     offset: int
 
 class EncodeError(TypeError):
-    """A value with no Erlang equivalent; the message names its type and position."""
+    """A Python value with no Erlang equivalent (from `encode`, or sending a message); the
+    message names its type and where it sits in the term.
+
+    >>> encode({Atom("tags"): {1, 2}})
+    Traceback (most recent call last):
+        ...
+    erlnode.EncodeError: cannot encode an object of type 'set' at [Atom('tags')]
+    """
 
 #: How Erlang text arrives in Python and how a ``str`` goes back (docs/types.md):
 #: ``"str"`` (the default), ``"erlang"`` or ``"elixir"``.
@@ -71,11 +86,20 @@ def encode(
     compressed: Union[bool, int, None] = None,
     strings: Optional[_Strings] = None,
 ) -> bytes:
-    """``term`` in the external term format (starts with 131).
+    r"""`term` in the external term format, as `term_to_binary/1` writes it (starts with 131):
+    Erlang reads it with `binary_to_term/1`. docs/types.md has how each type is written.
 
-    ``compressed``: True (zlib level 6) or a level 0..9; kept plain when that is smaller.
-    False or None (the default): plain. ``strings="elixir"`` writes a ``str`` as a UTF-8
-    binary; the other modes (None: ``"str"``) as a list (STRING_EXT when it can).
+    `compressed`: True (zlib level 6, as OTP) or a level 0..9; the plain form is kept when it
+    is smaller. False or None (the default): plain. `strings` says how a `str` is written:
+    `"str"` (None, the default) and `"erlang"` as a list of character codes (a STRING_EXT
+    when it can), `"elixir"` as a UTF-8 binary.
+
+    >>> encode((Atom("ok"), [1, 2]))
+    b'\x83h\x02w\x02okl\x00\x00\x00\x02a\x01a\x02j'
+    >>> encode("hi"), encode("hi", strings="elixir")
+    (b'\x83k\x00\x02hi', b'\x83m\x00\x00\x00\x02hi')
+    >>> len(encode(b"a" * 1000)), len(encode(b"a" * 1000, compressed=True))
+    (1006, 36)
     """
 
 def decode(
@@ -84,23 +108,57 @@ def decode(
     max_inflated: int = ...,
     strings: Optional[_Strings] = None,
 ) -> Any:
-    """The term in ``data`` (starts with 131; compressed terms may declare at most
-    ``max_inflated`` bytes). ``strings`` picks how text arrives: ``"str"`` (None, the
-    default), ``"erlang"`` or ``"elixir"`` (see docs/types.md)."""
+    r"""The term in `data` (bytes-like), in the external term format that `term_to_binary/1`
+    writes (starts with 131). docs/types.md has what each Erlang type becomes.
+
+    A compressed term may declare at most `max_inflated` bytes (`DEFAULT_MAX_INFLATED`,
+    256 MiB). `strings` picks how Erlang text arrives: `"str"` (None, the default),
+    `"erlang"` or `"elixir"`. Malformed data raises `DecodeError`.
+
+    >>> decode(b"\x83h\x02w\x02okl\x00\x00\x00\x02a\x01a\x02j")
+    (Atom('ok'), [1, 2])
+    >>> data = bytes([131, 107, 0, 3, 1, 2, 3])  # term_to_binary([1, 2, 3]): a STRING_EXT
+    >>> decode(data), decode(data, strings="erlang")
+    ('\x01\x02\x03', [1, 2, 3])
+    >>> data = encode("café".encode())           # a binary: <<"café"/utf8>>
+    >>> decode(data), decode(data, strings="elixir")
+    (b'caf\xc3\xa9', 'café')
+    """
 
 class TermSyntaxError(ValueError):
-    """Text that is not an Erlang term; ``line``, ``column`` (from 1) and ``offset`` (an index
-    into the text, from 0) say where."""
+    """Text that is not an Erlang term (from `parse_term`).
+
+    `line` and `column` (counted from 1) and `offset` (an index into the text, counted from
+    0) say where; the message says what was found.
+
+    >>> try:
+    ...     parse_term("{ok, [1, 2}")
+    ... except TermSyntaxError as e:
+    ...     print(e.line, e.column, e.offset)
+    1 11 10
+    """
 
     line: int
     column: int
     offset: int
 
 def parse_term(text: str) -> Any:
-    """One term in Erlang syntax (a final ``.`` is allowed), as ``decode`` would give it."""
+    """One term in Erlang syntax (a final `.` is allowed), as `decode` would give it. Pids,
+    ports and references are written with their node's name, as `format_term` prints them
+    (`<erl@host.85.0>`). Text that is not a term raises `TermSyntaxError`.
+
+    >>> parse_term('{ok, [1, 2], <<"bin">>, #{name => "Joe"}}.')
+    (Atom('ok'), [1, 2], b'bin', {Atom('name'): 'Joe'})
+    """
 
 def format_term(term: Any) -> str:
-    """``term`` as ``io_lib:format("~p", [Term])`` prints it, on one line."""
+    """`term` as `io_lib:format("~p", [Term])` prints it, on one line (pids, ports and
+    references with their node's name). It takes what `encode` takes; `parse_term` reads it
+    back.
+
+    >>> format_term((Atom("ok"), [1, 2], b"bin", {Atom("name"): "Joe"}))
+    '{ok,[1,2],<<"bin">>,#{name => "Joe"}}'
+    """
 
 @final
 class Pid:
@@ -173,14 +231,49 @@ class Fun:
     def __hash__(self) -> int: ...
 
 class NodeClosedError(ConnectionError):
-    """The node or mailbox is closed."""
+    """The node (or mailbox) is closed: raised by what needs it open.
+
+    Example::
+
+        node.close()
+        try:
+            mbox.receive(timeout=1.0)
+        except erlnode.NodeClosedError:
+            print("the node is closed")
+    """
 
 class EpmdError(ConnectionError):
-    """The node could not register with EPMD (nor serve EPMD itself)."""
+    """The node could not register with EPMD (nor serve EPMD itself).
+
+    Example::
+
+        try:
+            node = erlnode.Node("py", cookie="secret")
+        except erlnode.EpmdError as e:
+            sys.exit(f"cannot start the node: {e}")
+            # name 'py' is already registered with the EPMD at 127.0.0.1:4369
+    """
 
 @final
 class TLSConfig:
-    """TLS distribution (`-proto_dist inet_tls`) for a node: `Node(..., tls=TLSConfig(...))`."""
+    """TLS distribution (`-proto_dist inet_tls`) for a node: `Node(..., tls=TLSConfig(...))`.
+
+    `TLSConfig(certfile, keyfile, cafile)` uses one certificate for both roles and mutual TLS:
+    a dialing node checks the peer's certificate against `cafile` and the host part of its
+    node name; an accepting node requires a client certificate from the same CA. With
+    `verify=False` neither role checks certificates (for experiments only). `server_name`
+    replaces the host name checked (and sent as SNI) when dialing. `versions` limits the TLS
+    versions offered (`"tlsv1.2"`, `"tlsv1.3"`); by default both, so that an OTP node, which
+    offers TLS 1.2 only unless told otherwise, gets 1.2.
+
+    Example::
+
+        tls = erlnode.TLSConfig("node.pem", "node.key", "ca.pem")
+        node = erlnode.Node("py", tls=tls)
+
+    The files are read (and checked) here: a missing file or a key that does not fit its
+    certificate is a `ValueError` now, not a failed connection later.
+    """
 
     def __new__(
         cls,
@@ -194,7 +287,15 @@ class TLSConfig:
     ) -> TLSConfig: ...
     @classmethod
     def from_optfile(cls, path: Union[str, os.PathLike[str]]) -> TLSConfig:
-        """The settings of an `-ssl_dist_optfile` the cluster's Erlang nodes use."""
+        """The settings of an `-ssl_dist_optfile` (`[{server, Opts}, {client, Opts}]`, Erlang
+        term syntax), the file the cluster's Erlang nodes use. Reads `certfile`, `keyfile`,
+        `cacertfile`, `verify`, `fail_if_no_peer_cert`, `versions` and
+        `server_name_indication`; any other option is a `ValueError` naming it.
+
+        Example::
+
+            tls = erlnode.TLSConfig.from_optfile("/etc/myapp/dist.conf")
+        """
     @property
     def certfile(self) -> pathlib.Path: ...
     @property

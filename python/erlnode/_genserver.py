@@ -68,30 +68,72 @@ class GenServer:
     # -- callbacks (override) --------------------------------------------------------------
 
     def init(self) -> None:
-        """Runs in `start`, once the mailbox exists (`self.pid` is valid); raise to refuse."""
+        """Runs in `start`, once the mailbox exists (`self.pid` is valid); raise to refuse.
+
+        Example::
+
+            def init(self):
+                self.node.monitor_nodes(self.mailbox)   # nodeup/nodedown reach handle_info
+        """
 
     def handle_call(self, request: Any, from_: From) -> Any:
         """A `gen_server:call`: returns the reply, or `GenServer.NOREPLY` to answer later with
         `self.reply(from_, value)`. The default raises NotImplementedError, which crashes the
-        server as any exception in a handler does."""
+        server as any exception in a handler does.
+
+        Example::
+
+            def handle_call(self, request, from_):
+                if request == Atom("count"):
+                    return self.count                   # the reply
+                self.pool.submit(lambda: self.reply(from_, self.lookup(request)))
+                return erlnode.GenServer.NOREPLY        # answered later, from the pool's thread
+        """
         raise NotImplementedError(f"{type(self).__name__} handles no calls ({request!r})")
 
     def handle_cast(self, request: Any) -> None:
-        """A `gen_server:cast`. The default logs it as unhandled."""
+        """A `gen_server:cast`. The default logs it as unhandled.
+
+        Example::
+
+            def handle_cast(self, request):
+                if request == Atom("reset"):
+                    self.count = 0
+            # Erlang: gen_server:cast({counter, 'py@host'}, reset)
+        """
         log.warning("%s: unhandled cast %r", type(self).__name__, request)
 
     def handle_info(self, message: Any) -> None:
-        """Any other message (exit signals from links arrive here). The default ignores it."""
+        """Any other message (exit signals from links arrive here). The default ignores it.
+
+        Example::
+
+            def handle_info(self, message):
+                if isinstance(message, tuple) and message[0] == Atom("EXIT"):
+                    self.workers.discard(message[1])    # a linked worker ended
+        """
         log.debug("%s: unhandled message %r", type(self).__name__, message)
 
     def terminate(self, reason: Any) -> None:
-        """Runs on the server's thread before the mailbox closes with `reason`."""
+        """Runs on the server's thread before the mailbox closes with `reason`.
+
+        Example::
+
+            def terminate(self, reason):
+                self.db.close()
+        """
 
     # -- running -------------------------------------------------------------------------
 
     @classmethod
     def start(cls: type[S], node: Node, *args: Any, name: Optional[str] = None, **kwargs: Any) -> S:
-        """Creates the server (`cls(*args, **kwargs)`), registers it as `name`, starts it."""
+        """Creates the server (`cls(*args, **kwargs)`), registers it as `name`, starts it.
+
+        Example::
+
+            cache = Cache.start(node, max_size=1000, name="cache")    # Cache(max_size=1000)
+            # Erlang: gen_server:call({cache, 'py@host'}, {get, Key})
+        """
         server = cls(*args, **kwargs)
         server._mailbox = node.mailbox(name)
         try:
@@ -109,47 +151,99 @@ class GenServer:
 
     @property
     def mailbox(self) -> Mailbox:
-        """The server's mailbox (RuntimeError before `start`)."""
+        """The server's mailbox (RuntimeError before `start`).
+
+        Example::
+
+            server.mailbox.qsize()          # requests waiting to be handled
+        """
         if self._mailbox is None:
             raise RuntimeError("the server is not started: use Class.start(node, ...)")
         return self._mailbox
 
     @property
     def pid(self) -> Pid:
-        """The server's pid."""
+        """The server's pid.
+
+        Example::
+
+            mbox.send(erl_pid, (Atom("counter"), server.pid))
+            # Erlang: receive {counter, Pid} -> gen_server:call(Pid, next) end
+        """
         return self.mailbox.pid
 
     @property
     def name(self) -> Optional[str]:
-        """The name the server is registered under, if any."""
+        """The name the server is registered under, if any.
+
+        Example::
+
+            Counter.start(node, name="counter").name    # 'counter'
+        """
         return self.mailbox.name
 
     @property
     def node(self) -> Node:
-        """The node the server runs on."""
+        """The node the server runs on.
+
+        Example::
+
+            server.node.name                # 'py@host'
+        """
         return self.mailbox.node
 
     @property
     def running(self) -> bool:
-        """True while the server's thread runs (from `start` until it stops or crashes)."""
+        """True while the server's thread runs (from `start` until it stops or crashes).
+
+        Example::
+
+            server.stop()
+            server.running                  # False
+        """
         return self._thread is not None and self._thread.is_alive()
 
     def reply(self, from_: From, value: Any) -> None:
-        """Answers a call whose handler returned `NOREPLY` (`gen_server:reply/2`)."""
+        """Answers a call whose handler returned `NOREPLY` (`gen_server:reply/2`).
+
+        Example::
+
+            def handle_call(self, request, from_):
+                worker = threading.Thread(target=lambda: self.reply(from_, compute(request)))
+                worker.start()
+                return erlnode.GenServer.NOREPLY
+        """
         caller, tag = from_
         self.mailbox.send(caller, (tag, value))
 
     def call(self, request: Any, timeout: Optional[float] = 5.0) -> Any:
-        """`gen_server:call` on this server from Python (not from its own handlers)."""
+        """`gen_server:call` on this server from Python (not from its own handlers).
+
+        Example::
+
+            server = Counter.start(node, name="counter")
+            server.call(Atom("next"))       # 1, like gen_server:call({counter, 'py@host'}, next)
+        """
         return self.node.call(self.pid, request, timeout)
 
     def cast(self, request: Any) -> None:
-        """`gen_server:cast` to this server from Python."""
+        """`gen_server:cast` to this server from Python.
+
+        Example::
+
+            server.cast(Atom("reset"))
+        """
         self.node.cast(self.pid, request)
 
     def stop(self, reason: Any = None, timeout: Optional[float] = 5.0) -> None:
         """Stops the server after the messages already queued: `terminate(reason)` runs, then
-        the mailbox closes with `reason` (`normal`). Waits for the thread unless called from it."""
+        the mailbox closes with `reason` (`normal`). Waits for the thread unless called from it.
+
+        Example::
+
+            server.stop(Atom("shutdown"))
+            # terminate(shutdown) runs; linked Erlang processes get the exit signal shutdown
+        """
         reason = Atom("normal") if reason is None else reason
         mbox = self.mailbox
         if not mbox.closed:

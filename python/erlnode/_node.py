@@ -56,7 +56,14 @@ Strings = Literal["str", "erlang", "elixir"]
 
 
 class ConnectionStats(TypedDict):
-    """One connection of `Node.stats()`: what it carried since it came up, and how it stands."""
+    """One connection of `Node.stats()`: what it carried since it came up, and how it stands.
+
+    Example::
+
+        conn = node.stats()["connections"]["erl@host"]
+        if conn["send_queue"] > 10_000_000:
+            log.warning("erl@host does not keep up: %d bytes queued", conn["send_queue"])
+    """
 
     #: Bytes read from and written to the peer (ticks included).
     bytes_in: int
@@ -81,7 +88,13 @@ class ConnectionStats(TypedDict):
 
 
 class NodeStats(TypedDict):
-    """What `Node.stats()` returns."""
+    """What `Node.stats()` returns.
+
+    Example::
+
+        stats = node.stats()
+        print(stats["mailboxes"], list(stats["connections"]))    # 3 ['erl@host']
+    """
 
     #: Open mailboxes, the node's own included (the RPC server's `rex` and spawn handler).
     mailboxes: int
@@ -150,26 +163,56 @@ class Mailbox:
 
     @property
     def pid(self) -> "_erlnode.Pid":
-        """This mailbox's pid (send it to Erlang so that it can answer)."""
+        """This mailbox's pid (send it to Erlang so that it can answer).
+
+        Example::
+
+            mbox = node.mailbox()
+            mbox.send(("server", "erl@host"), (Atom("subscribe"), mbox.pid))
+        """
         return self._native.pid
 
     @property
     def name(self) -> Optional[str]:
-        """The registered name, if any."""
+        """The registered name, if any.
+
+        Example::
+
+            node.mailbox("echo").name       # 'echo'
+            node.mailbox().name             # None
+        """
         return self._native.name
 
     @property
     def node(self) -> "Node":
-        """The node this mailbox belongs to."""
+        """The node this mailbox belongs to.
+
+        Example::
+
+            mbox.node.name                  # 'py@host'
+        """
         return self._node
 
     @property
     def closed(self) -> bool:
-        """True once the mailbox (or its node) is closed."""
+        """True once the mailbox (or its node) is closed.
+
+        Example::
+
+            mbox.close()
+            mbox.closed                     # True
+        """
         return self._native.closed
 
     def register(self, name: str) -> None:
-        """Registers this mailbox under `name` (like `register/2`)."""
+        """Registers this mailbox under `name` (like `register/2`).
+
+        Example::
+
+            mbox = node.mailbox()
+            mbox.register("logger")
+            # Erlang: {logger, 'py@host'} ! {log, info, <<"started">>}
+        """
         self._native.register(name)
 
     def qsize(self) -> int:
@@ -189,12 +232,22 @@ class Mailbox:
         first drop and every 10,000th are logged (WARNING). The sender is not told: in
         Erlang a send never fails. Use it to protect memory from a consumer that may fall
         behind for good; without it, the queue grows as an Erlang process's does.
+
+        Example::
+
+            mbox.set_queue_limit(100_000)   # past 100,000 waiting: drop (and count) new ones
         """
         self._native.set_queue_limit(limit)
 
     @property
     def dropped(self) -> int:
-        """How many messages a full queue dropped (see `set_queue_limit`)."""
+        """How many messages a full queue dropped (see `set_queue_limit`).
+
+        Example::
+
+            if mbox.dropped:
+                log.warning("%d messages dropped so far", mbox.dropped)
+        """
         return self._native.dropped
 
     def send(self, dest: Dest, message: Any) -> None:
@@ -202,6 +255,12 @@ class Mailbox:
 
         Like Erlang's `!`, it does not wait and does not fail for an unknown destination; a
         node not yet connected is connected on demand (messages wait for it in order).
+
+        Example::
+
+            mbox.send(("server", "erl@host"), (mbox.pid, Atom("ping")))   # {server, Node} ! ...
+            mbox.send(sender_pid, b"reply")                                # a Pid
+            mbox.send("logger", Atom("flush"))                             # a name on this node
         """
         self._native.send(dest, message)
 
@@ -210,6 +269,10 @@ class Mailbox:
 
         The batch form of `send` for message-heavy bridges: one call, one lock and one
         wake-up of the network thread for the whole batch.
+
+        Example::
+
+            mbox.send_many(("sink", "erl@host"), [(Atom("row"), i) for i in range(1000)])
         """
         self._native.send_many(dest, messages)
 
@@ -217,6 +280,13 @@ class Mailbox:
         """The next message, waiting up to `timeout` seconds (None: forever).
 
         Raises `TimeoutError` when none arrives in time, `NodeClosedError` once closed.
+
+        Example::
+
+            try:
+                sender, request = mbox.receive(timeout=5.0)
+            except TimeoutError:
+                print("nothing in 5 s")
         """
         return self._native.receive(timeout)
 
@@ -228,12 +298,14 @@ class Mailbox:
         max: Optional[int] = None,
     ) -> list[Any]:
         """Every waiting message, up to `limit` (None: 1024), waiting like `receive` for the
-        first; the batch form of `receive` for message-heavy loops::
+        first; the batch form of `receive` for message-heavy loops.
+
+        `max` is the old name of `limit` and still works (passing both is a TypeError).
+
+        Example::
 
             for msg in mbox.receive_many(timeout=1.0):
                 handle(msg)
-
-        `max` is the old name of `limit` and still works (passing both is a TypeError).
         """
         if max is None:
             return self._native.receive_many(limit, timeout)
@@ -244,6 +316,15 @@ class Mailbox:
 
         The network thread makes a descriptor readable when messages arrive and the loop
         watches it, so waking costs no thread hop.
+
+        Example::
+
+            async def serve(mbox):
+                while True:
+                    sender, request = await mbox.receive_async()
+                    mbox.send(sender, (Atom("reply"), request))
+
+        `async for message in mbox:` does the same until the mailbox closes.
         """
         message = self._native.receive_soon(_EMPTY)
         if message is not _EMPTY:
@@ -297,7 +378,12 @@ class Mailbox:
                 return
 
     def close(self, reason: Any = None) -> None:
-        """Closes the mailbox; linked and monitoring processes see `reason` (`normal`)."""
+        """Closes the mailbox; linked and monitoring processes see `reason` (`normal`).
+
+        Example::
+
+            mbox.close(Atom("shutdown"))    # a linked Erlang process gets the exit signal shutdown
+        """
         self._native.close(reason)
 
     # -- links, exit signals and monitors (Erlang semantics; a mailbox traps exits) --------
@@ -307,16 +393,33 @@ class Mailbox:
         here it arrives as the message `(Atom('EXIT'), pid, reason)`, as for a process
         trapping exits; a linked Erlang process that does not trap exits dies with the
         mailbox's close reason (unless it is `normal`). A dead `pid` or one on an unreachable
-        node gives `('EXIT', pid, noproc)` / `noconnection` at once."""
+        node gives `('EXIT', pid, noproc)` / `noconnection` at once.
+
+        Example::
+
+            mbox.link(worker_pid)
+            # ... the worker crashes:
+            mbox.receive()                  # (Atom('EXIT'), worker_pid, reason)
+        """
         self._native.link(pid)
 
     def unlink(self, pid: "_erlnode.Pid") -> None:
-        """Removes the link to `pid` (`unlink/1`); no exit signal crosses it afterwards."""
+        """Removes the link to `pid` (`unlink/1`); no exit signal crosses it afterwards.
+
+        Example::
+
+            mbox.unlink(worker_pid)
+        """
         self._native.unlink(pid)
 
     def exit(self, pid: "_erlnode.Pid", reason: Any) -> None:
         """Sends the exit signal `reason` to `pid` (`exit/2`): an Erlang process that does not
-        trap exits dies (unless `reason` is `normal`; `kill` kills even one that traps)."""
+        trap exits dies (unless `reason` is `normal`; `kill` kills even one that traps).
+
+        Example::
+
+            mbox.exit(worker_pid, Atom("kill"))
+        """
         self._native.exit(pid, reason)
 
     def monitor(self, target: Dest) -> "_erlnode.Reference":
@@ -325,11 +428,24 @@ class Mailbox:
         When the target ends (or does not exist: reason `noproc`; or its node is lost:
         `noconnection`) this mailbox gets `(Atom('DOWN'), ref, Atom('process'), target,
         reason)`, where `target` is the pid, or `(name, node)` for a monitor by name.
+
+        Example::
+
+            ref = mbox.monitor(("db", "erl@host"))
+            # when db ends, or its node goes, the mailbox gets
+            # (Atom('DOWN'), ref, Atom('process'), (Atom('db'), Atom('erl@host')), reason)
         """
         return self._native.monitor(target)
 
     def demonitor(self, ref: "_erlnode.Reference") -> None:
-        """Stops the monitor `ref` (`demonitor/1`); a DOWN already received stays queued."""
+        """Stops the monitor `ref` (`demonitor/1`); a DOWN already received stays queued.
+
+        Example::
+
+            ref = mbox.monitor(server_pid)
+            reply = node.call(server_pid, Atom("status"))
+            mbox.demonitor(ref)
+        """
         self._native.demonitor(ref)
 
     # -- process groups (OTP's pg; see docs/pg.md) -------------------------------------------
@@ -355,7 +471,12 @@ class Mailbox:
         self._node._pg_scope(scope).join(group, self.pid)
 
     def leave_group(self, group: Any, *, scope: str = "pg") -> bool:
-        """Leaves `group` of `scope` once (`pg:leave/3`); False if the mailbox was not in it."""
+        """Leaves `group` of `scope` once (`pg:leave/3`); False if the mailbox was not in it.
+
+        Example::
+
+            worker.leave_group(Atom("workers"))     # True: pg:get_members(workers) drops it
+        """
         return self._node._pg_scope(scope).leave(group, self.pid)
 
     def __repr__(self) -> str:
@@ -480,27 +601,53 @@ class Node:
 
     @property
     def name(self) -> str:
-        """The full node name, `alive@host`."""
+        """The full node name, `alive@host`.
+
+        Example::
+
+            erlnode.Node("py", cookie="secret").name    # 'py@host' (this machine's short name)
+        """
         return self._native.name
 
     @property
     def cookie(self) -> str:
-        """The cookie the node shows its peers."""
+        """The cookie the node shows its peers.
+
+        Example::
+
+            erlnode.Node("py").cookie       # what ~/.erlang.cookie holds, as erl reads it
+        """
         return self._native.cookie
 
     @property
     def strings(self) -> Strings:
-        """How the node's mailboxes decode Erlang text and send a `str` (see `Node`)."""
+        """How the node's mailboxes decode Erlang text and send a `str` (see `Node`).
+
+        Example::
+
+            erlnode.Node("py", cookie="secret", strings="elixir").strings   # 'elixir'
+        """
         return self._native.strings
 
     @property
     def tls(self) -> bool:
-        """Whether the node's connections run over TLS (`tls=` was given)."""
+        """Whether the node's connections run over TLS (`tls=` was given).
+
+        Example::
+
+            erlnode.Node("py", tls=erlnode.TLSConfig.from_optfile("dist.conf")).tls   # True
+        """
         return self._native.tls
 
     @property
     def allowed_nodes(self) -> list[str]:
-        """Who may connect (see `allow`); empty: every node with the cookie."""
+        """Who may connect (see `allow`); empty: every node with the cookie.
+
+        Example::
+
+            node = erlnode.Node("py", cookie="secret", allowed_nodes=["app@db1"])
+            node.allowed_nodes              # ['app@db1']
+        """
         return self._native.allowed_nodes
 
     def allow(self, nodes: Union[str, Iterable[str]]) -> None:
@@ -517,17 +664,33 @@ class Node:
     @property
     def creation(self) -> int:
         """The node's creation (incarnation number, from EPMD, or from the peer that named the
-        node): it tells this run's pids from those of an earlier node of the same name."""
+        node): it tells this run's pids from those of an earlier node of the same name.
+
+        Example::
+
+            node.creation                   # e.g. 1718893742: mbox.pid.creation is the same
+        """
         return self._native.creation
 
     @property
     def port(self) -> int:
-        """The TCP port the node listens on (0 for a node named by its peer)."""
+        """The TCP port the node listens on (0 for a node named by its peer).
+
+        Example::
+
+            node.port                       # 40613, as `epmd -names` lists it for the node
+        """
         return self._native.port
 
     @property
     def closed(self) -> bool:
-        """True once `close` has run."""
+        """True once `close` has run.
+
+        Example::
+
+            node.close()
+            node.closed                     # True
+        """
         return self._native.closed
 
     def mailbox(
@@ -538,17 +701,34 @@ class Node:
         With `callback`, every message is passed to `callback(msg)` on the node's dispatcher
         thread, one at a time, in arrival order; `receive` is then not used. A callback that
         raises is logged (logger `erlnode`) and the next message is delivered.
+
+        Example::
+
+            inbox = node.mailbox("inbox")   # {inbox, 'py@host'} ! Msg reaches it
+            node.mailbox("log", callback=lambda msg: print("got", msg))
+            # Erlang: {log, 'py@host'} ! hello     prints: got hello
         """
         mbox = Mailbox(self._native.mailbox(name, callback), self)
         self._server.install()  # no-op once installed; a NAME_ME node may just have got its name
         return mbox
 
     def send(self, dest: Dest, message: Any) -> None:
-        """Sends like `Mailbox.send`, from an anonymous pid of this node."""
+        """Sends like `Mailbox.send`, from an anonymous pid of this node.
+
+        Example::
+
+            node.send(("logger", "erl@host"), (Atom("info"), "started"))
+        """
         self._native.send(dest, message)
 
     def ping(self, node: str, timeout: float = 5.0) -> bool:
-        """`net_adm:ping`: True (`pong`) when `node` is reachable and accepts our cookie."""
+        """`net_adm:ping`: True (`pong`) when `node` is reachable and accepts our cookie.
+
+        Example::
+
+            if not node.ping("erl@host"):
+                sys.exit("erl@host is down, or has another cookie")
+        """
         pong = self._native.ping(node, timeout)
         if pong:
             self._server.install()  # a NAME_ME node has its name now
@@ -558,15 +738,32 @@ class Node:
         """Closes the connection to `node` (`erlang:disconnect_node/1`); False if there was none.
 
         Links across it exit with `noconnection` and monitors fire, as when the peer goes away.
+
+        Example::
+
+            node.disconnect("erl@host")     # True; Erlang's monitor_node gets nodedown
         """
         return self._native.disconnect(node)
 
     def connected_nodes(self) -> list[str]:
-        """Names of the nodes this node has a live connection to."""
+        """Names of the nodes this node has a live connection to.
+
+        Example::
+
+            node.ping("erl@host")
+            node.connected_nodes()          # ['erl@host']
+        """
         return self._native.connected_nodes()
 
     def make_ref(self) -> "_erlnode.Reference":
-        """A new unique reference (like `make_ref/0`)."""
+        """A new unique reference (like `make_ref/0`).
+
+        Example::
+
+            ref = node.make_ref()
+            mbox.send(server_pid, (Atom("query"), mbox.pid, ref, "users"))
+            # the answer carries ref: {Ref, Result}
+        """
         return self._native.make_ref()
 
     def stats(self) -> NodeStats:
@@ -596,6 +793,11 @@ class Node:
         `(Atom('nodedown'), Atom(node))`; a callable is called as `watcher('nodedown', node)`
         on the node's dispatcher thread. Returns the mailbox that receives it (for a callable,
         an internal one: close it to cancel). `flag=False` cancels a mailbox's monitor.
+
+        Example::
+
+            node.monitor_node("erl@host", lambda event, name: print(event, name))
+            # when the connection goes: prints "nodedown erl@host"
         """
         if isinstance(watcher, Mailbox):
             self._native.monitor_node(watcher._native, node, flag)
@@ -612,6 +814,12 @@ class Node:
         A `Mailbox` receives `(Atom('nodeup'), Atom(name))` and `(Atom('nodedown'),
         Atom(name))`; a callable is called as `watcher(event, name)`. Returns the mailbox
         that receives them (close it, or pass `flag=False` with the mailbox, to stop).
+
+        Example::
+
+            watcher = node.monitor_nodes(lambda event, name: print(event, name))
+            # nodeup erl@host ... nodedown erl@host
+            watcher.close()                 # stop
         """
         if isinstance(watcher, Mailbox):
             self._native.monitor_nodes(watcher._native, flag)
@@ -650,15 +858,33 @@ class Node:
         """Every member of `group` in `scope` on every node that this node's scope knows
         (`pg:get_members(Scope, Group)`): this node's mailboxes that joined, and the
         processes of the other nodes' `pg` scopes. Newest first; [] for an unknown group.
-        A hidden node raises RuntimeError (pg sees only visible nodes)."""
+        A hidden node raises RuntimeError (pg sees only visible nodes).
+
+        Example::
+
+            node = erlnode.Node("py", cookie="secret", hidden=False)
+            node.ping("erl@host")
+            node.group_members(Atom("workers"))     # [Pid('erl@host', 91, 0, 1718893742), ...]
+        """
         return self._pg_scope(scope).members(group)
 
     def local_group_members(self, group: Any, *, scope: str = "pg") -> list["_erlnode.Pid"]:
-        """The members of `group` that are mailboxes of this node (`pg:get_local_members`)."""
+        """The members of `group` that are mailboxes of this node (`pg:get_local_members`).
+
+        Example::
+
+            mbox.join_group(Atom("workers"))
+            node.local_group_members(Atom("workers")) == [mbox.pid]     # True
+        """
         return self._pg_scope(scope).local_members(group)
 
     def which_groups(self, *, scope: str = "pg") -> list[Any]:
-        """The groups of `scope` that have members anywhere (`pg:which_groups(Scope)`)."""
+        """The groups of `scope` that have members anywhere (`pg:which_groups(Scope)`).
+
+        Example::
+
+            node.which_groups()             # [Atom('workers'), Atom('loggers')]
+        """
         return self._pg_scope(scope).which_groups()
 
     def monitor_group(
@@ -697,7 +923,13 @@ class Node:
 
     def demonitor_group(self, ref: "_erlnode.Reference") -> bool:
         """Stops the `monitor_group` subscription `ref` (`pg:demonitor/2`); False if it is
-        not one (any more). Notifications already delivered to a mailbox stay queued."""
+        not one (any more). Notifications already delivered to a mailbox stay queued.
+
+        Example::
+
+            ref, members = node.monitor_group(Atom("workers"), print)
+            node.demonitor_group(ref)       # True
+        """
         if self._pg is None:
             return False
         return any(scope.demonitor(ref) for scope in self._pg.all())
@@ -720,6 +952,11 @@ class Node:
         e.g. `.reason == 'nodedown'`) and `TimeoutError` (no answer in `timeout` seconds;
         None waits forever). A `throw` returns the thrown value, as `rpc:call` does. Output
         of the remote call (`io:format`) is written to `sys.stdout`.
+
+        Example::
+
+            node.rpc("erl@host", "lists", "sum", [[1, 2, 3]])                       # 6
+            node.rpc("erl@host", "erlang", "system_info", [Atom("otp_release")])    # '27'
         """
         return _rpc.rpc_call(self._native, node, module, function, list(args), timeout)
 
@@ -730,11 +967,21 @@ class Node:
         Raises `RemoteExit` with the server's exit reason when it dies before replying or
         does not exist (`.reason == 'noproc'`; `'noconnection'` when its node is lost), and
         `TimeoutError` after `timeout` seconds (None: wait forever).
+
+        Example::
+
+            node.call(("config", "erl@host"), (Atom("get"), Atom("port")))
+            # what gen_server:call({config, 'erl@host'}, {get, port}) returns in Erlang
         """
         return _rpc.gen_call(self._native, dest, request, timeout)
 
     def cast(self, dest: Dest, request: Any) -> None:
-        """`gen_server:cast(Dest, Request)`: sends `('$gen_cast', request)`; never fails."""
+        """`gen_server:cast(Dest, Request)`: sends `('$gen_cast', request)`; never fails.
+
+        Example::
+
+            node.cast(("config", "erl@host"), (Atom("set"), Atom("port"), 8080))
+        """
         self._native.send(dest, (Atom("$gen_cast"), request))
 
     # -- being called from Erlang -----------------------------------------------------------
@@ -761,7 +1008,15 @@ class Node:
 
     def expose_function(self, module: str, name: Optional[str] = None) -> Callable[[F], F]:
         """Decorator form of `expose`: `@node.expose_function("pymath")` exposes the function
-        as `pymath:<its name>` (or `name`), and returns it unchanged."""
+        as `pymath:<its name>` (or `name`), and returns it unchanged.
+
+        Example::
+
+            @node.expose_function("pymath")
+            def mul(a, b):
+                return a * b
+            # Erlang: rpc:call('py@host', pymath, mul, [6, 7]) -> 42
+        """
 
         def decorate(fn: F) -> F:
             self._server.expose_one(module, name or fn.__name__, fn)
@@ -770,11 +1025,22 @@ class Node:
         return decorate
 
     def unexpose(self, module: str, name: Optional[str] = None) -> None:
-        """Withdraws one function, or the whole module when `name` is None."""
+        """Withdraws one function, or the whole module when `name` is None.
+
+        Example::
+
+            node.unexpose("pymath", "mul")  # pymath:mul/2 is undef in Erlang again
+            node.unexpose("pymath")         # and the rest of pymath
+        """
         self._server.unexpose(module, name)
 
     def exposed(self) -> dict[str, list[str]]:
-        """The exposed modules and their function names."""
+        """The exposed modules and their function names.
+
+        Example::
+
+            node.exposed()                  # {'pymath': ['add', 'mul']}
+        """
         return self._server.exposed()
 
     def close(self) -> None:
@@ -782,6 +1048,14 @@ class Node:
 
         Returns once everything `send` accepted is written to its peer, so a program may exit
         right after; a peer that takes nothing for `ticktime` seconds is given up on (logged).
+
+        Example::
+
+            node = erlnode.Node("py", cookie="secret")
+            try:
+                serve(node)
+            finally:
+                node.close()                # or: with erlnode.Node(...) as node:
         """
         if self._global is not None:
             self._global.close()

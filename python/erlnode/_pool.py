@@ -68,6 +68,12 @@ class WorkerInfo(
     name (kept across restarts); `member` the pid that joined the group (None while the
     worker (re)starts); `os_pid` its OS process id (None between a crash and the restart);
     `restarts` how many times it was started again.
+
+    Example::
+
+        for w in pool.workers():
+            print(w.number, w.node, w.member, w.os_pid, w.restarts)
+            # 1 worker1@host <worker1@host.5.0> 41250 0
     """
 
     __slots__ = ()
@@ -342,43 +348,86 @@ class WorkerPool:
 
     @property
     def size(self) -> int:
-        """The number of workers."""
+        """The number of workers.
+
+        Example::
+
+            with erlnode.WorkerPool(Primes, group=Atom("primes")) as pool:
+                pool.size               # os.cpu_count(): size=None starts one per core
+        """
         return len(self._slots)
 
     @property
     def group(self) -> Any:
-        """The `pg` group the workers join."""
+        """The `pg` group the workers join.
+
+        Example::
+
+            pool.group                      # Atom('primes'): pg:get_members(primes) in Erlang
+        """
         return self._group
 
     @property
     def scope(self) -> str:
-        """The `pg` scope of the group."""
+        """The `pg` scope of the group.
+
+        Example::
+
+            pool.scope                      # 'pg', the default scope
+        """
         return self._scope
 
     @property
     def members(self) -> list[Pid]:
-        """The pids in the group of the workers running now (fewer while some restart)."""
+        """The pids in the group of the workers running now (fewer while some restart).
+
+        Example::
+
+            pool.members                    # [Pid('worker1@host', 5, 0, 1718893742), ...]
+        """
         with self._cond:
             return [slot.member for slot in self._slots if slot.member is not None]
 
     @property
     def nodes(self) -> list[str]:
-        """The workers' node names, worker 1 first."""
+        """The workers' node names, worker 1 first.
+
+        Example::
+
+            pool.nodes                      # ['worker1@host', 'worker2@host', ...]
+        """
         return [slot.node for slot in self._slots]
 
     @property
     def restarts(self) -> int:
-        """How many times workers were started again, in all."""
+        """How many times workers were started again, in all.
+
+        Example::
+
+            if pool.restarts:
+                log.warning("workers restarted %d times", pool.restarts)
+        """
         with self._cond:
             return sum(slot.restarts for slot in self._slots)
 
     @property
     def closed(self) -> bool:
-        """True once `close` has begun."""
+        """True once `close` has begun.
+
+        Example::
+
+            pool.close()
+            pool.closed                     # True
+        """
         return self._closing
 
     def workers(self) -> list[WorkerInfo]:
-        """Each worker as it is now."""
+        """Each worker as it is now.
+
+        Example::
+
+            restarting = [w.node for w in pool.workers() if w.member is None]
+        """
         with self._cond:
             return [
                 WorkerInfo(
@@ -393,7 +442,13 @@ class WorkerPool:
 
     def wait_ready(self, timeout: Optional[float] = None) -> bool:
         """Waits until every worker is in the group (e.g. after a restart); False if that
-        did not happen within `timeout` seconds (None: no limit) or the pool closed."""
+        did not happen within `timeout` seconds (None: no limit) or the pool closed.
+
+        Example::
+
+            os.kill(pool.workers()[0].os_pid, signal.SIGKILL)    # the supervisor starts it again
+            pool.wait_ready(timeout=10.0)                        # True once it is back in the group
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while not self._closing:
@@ -408,7 +463,12 @@ class WorkerPool:
     def close(self, timeout: float = 10.0) -> None:
         """Stops every worker: each leaves the group, stops its server and its node, and
         exits. A worker still running after `timeout` seconds is terminated, then killed.
-        Safe to call twice."""
+        Safe to call twice.
+
+        Example::
+
+            pool.close(timeout=5.0)         # or leave its `with erlnode.WorkerPool(...)` block
+        """
         with self._cond:
             if self._closing and self._wake_w < 0:
                 return

@@ -11,7 +11,18 @@ from typing import Any, overload
 
 
 class Atom(str):
-    """An Erlang atom. A ``str`` subclass: ``Atom("ok") == "ok"`` and it hashes like the str."""
+    """An Erlang atom. A ``str`` subclass: ``Atom("ok") == "ok"`` and it hashes like the str.
+
+    A plain ``str`` is an Erlang string (a list of character codes); wrap text in ``Atom`` to
+    send an atom. Atoms received from Erlang are ``Atom`` objects.
+
+    >>> format_term([Atom("ok"), "ok"])
+    '[ok,"ok"]'
+    >>> decode(encode(Atom("ok")))
+    Atom('ok')
+    >>> Atom("ok") == "ok"
+    True
+    """
 
     __slots__ = ()
 
@@ -36,6 +47,14 @@ class FrozenList(Sequence[Any]):
 
     Encodes back as a list. Equal to a ``list`` or ``FrozenList`` with equal items, never to a
     tuple (an Erlang tuple is a different term). Lists and dicts inside are frozen too.
+
+    >>> positions = parse_term("#{[1, 2] => start}")
+    >>> positions
+    {FrozenList([1, 2]): Atom('start')}
+    >>> positions[FrozenList([1, 2])]
+    Atom('start')
+    >>> FrozenList([1, 2]) == [1, 2]
+    True
     """
 
     __slots__ = ("_items",)
@@ -85,6 +104,11 @@ class FrozenMap(Mapping[Any, Any]):
 
     Encodes back as a map. Equal to a ``dict`` or ``FrozenMap`` with equal items. Lists and
     dicts inside are frozen too.
+
+    >>> parse_term("#{#{x => 1} => point}")
+    {FrozenMap({Atom('x'): 1}): Atom('point')}
+    >>> FrozenMap({Atom("x"): 1}) == {Atom("x"): 1}
+    True
     """
 
     __slots__ = ("_dict", "_hash")
@@ -129,7 +153,18 @@ class FrozenMap(Mapping[Any, Any]):
 
 
 class ImproperList:
-    """A list whose tail is not ``[]``: ``[1, 2 | tail]`` is ``ImproperList([1, 2], tail)``."""
+    """A list whose tail is not ``[]``: ``[1, 2 | tail]`` is ``ImproperList([1, 2], tail)``.
+
+    ``elements`` holds the elements, ``tail`` the final tail.
+
+    >>> cell = parse_term("[1, 2 | more]")
+    >>> cell
+    ImproperList([1, 2], Atom('more'))
+    >>> cell.elements, cell.tail
+    ([1, 2], Atom('more'))
+    >>> format_term(ImproperList([Atom("a")], Atom("b")))
+    '[a|b]'
+    """
 
     __slots__ = ("elements", "tail")
     elements: list[Any]
@@ -168,6 +203,11 @@ class BitBinary:
 
     ``data`` holds the bytes; only the ``bits`` (1..8) high bits of the last byte count.
     ``<<1:3>>`` is ``BitBinary(b"\\x20", 3)``.
+
+    >>> parse_term("<<1:3>>") == BitBinary(bytes([0b00100000]), 3)
+    True
+    >>> format_term(BitBinary(bytes([0xF0]), 4))  # the high 4 bits of 0xF0
+    '<<15:4>>'
     """
 
     __slots__ = ("bits", "data")
@@ -209,6 +249,14 @@ class ExactKey:
     ``a`` from the string ``"a"``; Python does not. When a decoded map has such keys, the first
     stays as it is and each later one is wrapped in ``ExactKey``, which compares and hashes by
     the key's exact encoding. It encodes back as the wrapped value, so the map round-trips.
+
+    >>> kinds = parse_term("#{1 => integer, 1.0 => float}")
+    >>> kinds
+    {1: Atom('integer'), ExactKey(1.0): Atom('float')}
+    >>> kinds[ExactKey(1.0)]
+    Atom('float')
+    >>> format_term(kinds)
+    '#{1 => integer,1.0 => float}'
     """
 
     __slots__ = ("_etf", "value")

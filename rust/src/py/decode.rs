@@ -658,10 +658,21 @@ pub fn term_to_py(py: Python<'_>, term: &etf::Term) -> PyResult<Py<PyAny>> {
     decode_body(py, &body, &[], Strings::default(), &[])
 }
 
-/// `decode(data, *, max_inflated=..., strings="str") -> term`: a standalone external term
-/// (bytes-like); `strings` picks how text arrives (see [`Strings`]).
+/// The term in `data` (bytes-like), in the external term format that `term_to_binary/1`
+/// writes (starts with 131). docs/types.md has what each Erlang type becomes.
 ///
-/// Example: `decode(encode((Atom("ok"), [1, 2])))` is `(Atom("ok"), [1, 2])`.
+/// A compressed term may declare at most `max_inflated` bytes (`DEFAULT_MAX_INFLATED`,
+/// 256 MiB). `strings` picks how Erlang text arrives: `"str"` (None, the default),
+/// `"erlang"` or `"elixir"`. Malformed data raises `DecodeError`.
+///
+/// >>> decode(b"\x83h\x02w\x02okl\x00\x00\x00\x02a\x01a\x02j")
+/// (Atom('ok'), [1, 2])
+/// >>> data = bytes([131, 107, 0, 3, 1, 2, 3])  # term_to_binary([1, 2, 3]): a STRING_EXT
+/// >>> decode(data), decode(data, strings="erlang")
+/// ('\x01\x02\x03', [1, 2, 3])
+/// >>> data = encode("café".encode())           # a binary: <<"café"/utf8>>
+/// >>> decode(data), decode(data, strings="elixir")
+/// (b'caf\xc3\xa9', 'café')
 #[pyfunction]
 #[pyo3(signature = (data, *, max_inflated = DEFAULT_MAX_INFLATED, strings = None))]
 pub fn decode<'py>(

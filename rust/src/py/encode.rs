@@ -587,10 +587,20 @@ fn encode_spliced<'py>(
     }
 }
 
-/// `encode(term, *, compressed=False, strings="str") -> bytes`: the term as a standalone
-/// external term; `strings="elixir"` writes a `str` as a UTF-8 binary (see [`Strings`]).
+/// `term` in the external term format, as `term_to_binary/1` writes it (starts with 131):
+/// Erlang reads it with `binary_to_term/1`. docs/types.md has how each type is written.
 ///
-/// Example: `encode((Atom("ok"), [1, 2]))` is `{ok, [1, 2]}` for `binary_to_term/1`.
+/// `compressed`: True (zlib level 6, as OTP) or a level 0..9; the plain form is kept when it
+/// is smaller. False or None (the default): plain. `strings` says how a `str` is written:
+/// `"str"` (None, the default) and `"erlang"` as a list of character codes (a STRING_EXT
+/// when it can), `"elixir"` as a UTF-8 binary.
+///
+/// >>> encode((Atom("ok"), [1, 2]))
+/// b'\x83h\x02w\x02okl\x00\x00\x00\x02a\x01a\x02j'
+/// >>> encode("hi"), encode("hi", strings="elixir")
+/// (b'\x83k\x00\x02hi', b'\x83m\x00\x00\x00\x02hi')
+/// >>> len(encode(b"a" * 1000)), len(encode(b"a" * 1000, compressed=True))
+/// (1006, 36)
 #[pyfunction]
 #[pyo3(signature = (term, *, compressed = None, strings = None))]
 pub fn encode<'py>(

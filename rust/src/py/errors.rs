@@ -8,13 +8,28 @@ pyo3::create_exception!(
     erlnode,
     DecodeError,
     PyValueError,
-    "Malformed external term format; `offset` is the byte where decoding stopped."
+    r#"Malformed external term format (from `decode`); `offset` is the byte where decoding
+    stopped (in the inflated data, for a compressed term).
+
+    >>> try:
+    ...     decode(b"\x83h\x02w\x02ok")  # a 2-tuple cut after its first element
+    ... except DecodeError as e:
+    ...     print(e.offset, e)
+    7 truncated input: a term was expected at byte 7
+    "#
 );
 pyo3::create_exception!(
     erlnode,
     EncodeError,
     PyTypeError,
-    "A Python value with no Erlang equivalent; the message names its type and position."
+    r#"A Python value with no Erlang equivalent (from `encode`, or sending a message); the
+    message names its type and where it sits in the term.
+
+    >>> encode({Atom("tags"): {1, 2}})
+    Traceback (most recent call last):
+        ...
+    erlnode.EncodeError: cannot encode an object of type 'set' at [Atom('tags')]
+    "#
 );
 
 /// A `DecodeError` carrying `offset` as an attribute and in its message.

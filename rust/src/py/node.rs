@@ -23,13 +23,31 @@ pyo3::create_exception!(
     _erlnode,
     NodeClosedError,
     PyConnectionError,
-    "The node (or mailbox) is closed."
+    r#"The node (or mailbox) is closed: raised by what needs it open.
+
+    Example::
+
+        node.close()
+        try:
+            mbox.receive(timeout=1.0)
+        except erlnode.NodeClosedError:
+            print("the node is closed")
+    "#
 );
 pyo3::create_exception!(
     _erlnode,
     EpmdError,
     PyConnectionError,
-    "The node could not register with EPMD (nor serve EPMD itself)."
+    r#"The node could not register with EPMD (nor serve EPMD itself).
+
+    Example::
+
+        try:
+            node = erlnode.Node("py", cookie="secret")
+        except erlnode.EpmdError as e:
+            sys.exit(f"cannot start the node: {e}")
+            # name 'py' is already registered with the EPMD at 127.0.0.1:4369
+    "#
 );
 
 pub(crate) fn node_error(e: NodeError) -> PyErr {

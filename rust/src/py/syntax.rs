@@ -15,8 +15,17 @@ pyo3::create_exception!(
     erlnode,
     TermSyntaxError,
     PyValueError,
-    "Text that is not an Erlang term. `line` and `column` (counted from 1) and `offset` (an \
-     index into the text, counted from 0) say where; the message says what was found."
+    r#"Text that is not an Erlang term (from `parse_term`).
+
+    `line` and `column` (counted from 1) and `offset` (an index into the text, counted from
+    0) say where; the message says what was found.
+
+    >>> try:
+    ...     parse_term("{ok, [1, 2}")
+    ... except TermSyntaxError as e:
+    ...     print(e.line, e.column, e.offset)
+    1 11 10
+    "#
 );
 
 /// A `TermSyntaxError` for `err`, with its position as attributes.
@@ -37,19 +46,24 @@ fn syntax_error(py: Python<'_>, text: &str, err: &etf::SyntaxError) -> PyErr {
     exc
 }
 
-/// `parse_term(text) -> term`: one term in Erlang syntax, as `decode` would give it.
+/// One term in Erlang syntax (a final `.` is allowed), as `decode` would give it. Pids,
+/// ports and references are written with their node's name, as `format_term` prints them
+/// (`<erl@host.85.0>`). Text that is not a term raises `TermSyntaxError`.
 ///
-/// Example: `parse_term("{ok, [1, 2], <<\"bin\">>}")` is `(Atom("ok"), [1, 2], b"bin")`.
+/// >>> parse_term('{ok, [1, 2], <<"bin">>, #{name => "Joe"}}.')
+/// (Atom('ok'), [1, 2], b'bin', {Atom('name'): 'Joe'})
 #[pyfunction]
 pub fn parse_term(py: Python<'_>, text: &str) -> PyResult<Py<PyAny>> {
     let term = etf::parse_term(text).map_err(|e| syntax_error(py, text, &e))?;
     term_to_py(py, &term)
 }
 
-/// `format_term(term) -> str`: the term as `io_lib:format("~p", [Term])` prints it, on one
-/// line (pids, ports and references with their node name).
+/// `term` as `io_lib:format("~p", [Term])` prints it, on one line (pids, ports and
+/// references with their node's name). It takes what `encode` takes; `parse_term` reads it
+/// back.
 ///
-/// Example: `format_term((Atom("ok"), [1, 2], b"bin"))` is `'{ok,[1,2],<<"bin">>}'`.
+/// >>> format_term((Atom("ok"), [1, 2], b"bin", {Atom("name"): "Joe"}))
+/// '{ok,[1,2],<<"bin">>,#{name => "Joe"}}'
 #[pyfunction]
 pub fn format_term(term: &Bound<'_, PyAny>) -> PyResult<String> {
     Ok(etf::format_term(&py_to_term(term, Strings::default())?))

@@ -24,7 +24,18 @@ fn node_atom(node: &str) -> PyResult<etf::Atom> {
     Ok(etf::Atom::new(node))
 }
 
-/// An Erlang process identifier.
+/// An Erlang process identifier: a mailbox's `pid`, or one received from Erlang.
+///
+/// `str()` prints it as Erlang does, but with the node's name where erl prints a number that
+/// only means something on that node; `parse_term` reads that form back.
+///
+/// >>> pid = Pid("erl@host", 85, 0, 3)
+/// >>> pid
+/// Pid('erl@host', 85, 0, 3)
+/// >>> str(pid)
+/// '<erl@host.85.0>'
+/// >>> parse_term("<erl@host.85.0>")
+/// Pid('erl@host', 85, 0, 0)
 #[pyclass(name = "Pid", module = "erlnode", frozen, eq, hash, ord)]
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PyPid {
@@ -47,21 +58,36 @@ impl PyPid {
     }
 
     /// The node the process lives on (an `Atom`).
+    ///
+    /// >>> Pid("erl@host", 85).node
+    /// Atom('erl@host')
     #[getter]
     fn node(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(atom_object(py, self.pid.node.as_str())?.unbind())
     }
     /// The process's number on its node.
+    ///
+    /// >>> Pid("erl@host", 85).id
+    /// 85
     #[getter]
     fn id(&self) -> u32 {
         self.pid.id
     }
     /// The serial: with `id`, tells apart processes that reuse a number.
+    ///
+    /// >>> parse_term("<erl@host.85.1>").serial
+    /// 1
     #[getter]
     fn serial(&self) -> u32 {
         self.pid.serial
     }
-    /// The creation (incarnation) of the node when it made the pid.
+    /// The creation (incarnation) of the node when it made the pid: the pids of a node that
+    /// restarted under the same name differ by it.
+    ///
+    /// >>> Pid("erl@host", 85, 0, 3) == Pid("erl@host", 85, 0, 4)
+    /// False
+    /// >>> Pid("erl@host", 85, 0, 3).creation
+    /// 3
     #[getter]
     fn creation(&self) -> u32 {
         self.pid.creation
@@ -92,7 +118,13 @@ impl PyPid {
     }
 }
 
-/// An Erlang port identifier.
+/// An Erlang port identifier (`open_port/2` makes them in Erlang).
+///
+/// >>> port = Port("erl@host", 7, 3)
+/// >>> port
+/// Port('erl@host', 7, 3)
+/// >>> str(port)
+/// '#Port<erl@host.7>'
 #[pyclass(name = "Port", module = "erlnode", frozen, eq, hash, ord)]
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PyPort {
@@ -114,16 +146,25 @@ impl PyPort {
     }
 
     /// The node the port belongs to (an `Atom`).
+    ///
+    /// >>> Port("erl@host", 7).node
+    /// Atom('erl@host')
     #[getter]
     fn node(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(atom_object(py, self.port.node.as_str())?.unbind())
     }
     /// The port's number on its node.
+    ///
+    /// >>> parse_term("#Port<erl@host.7>").id
+    /// 7
     #[getter]
     fn id(&self) -> u64 {
         self.port.id
     }
     /// The creation (incarnation) of the node when it opened the port.
+    ///
+    /// >>> Port("erl@host", 7, 3).creation
+    /// 3
     #[getter]
     fn creation(&self) -> u32 {
         self.port.creation
@@ -153,7 +194,16 @@ impl PyPort {
     }
 }
 
-/// An Erlang reference: up to 5 32-bit words.
+/// An Erlang reference (`make_ref/0`, `Node.make_ref`, a monitor's): 1 to 5 32-bit words.
+///
+/// `str()` prints it as Erlang does (the words most significant first), with the node's
+/// name in place of erl's node number.
+///
+/// >>> ref = Reference("erl@host", (1, 2, 3), 3)
+/// >>> ref
+/// Reference('erl@host', (1, 2, 3), 3)
+/// >>> str(ref)
+/// '#Ref<erl@host.3.2.1>'
 #[pyclass(name = "Reference", module = "erlnode", frozen, eq, hash, ord)]
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PyReference {
@@ -180,16 +230,25 @@ impl PyReference {
     }
 
     /// The node that made the reference (an `Atom`).
+    ///
+    /// >>> Reference("erl@host", (1, 2, 3)).node
+    /// Atom('erl@host')
     #[getter]
     fn node(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(atom_object(py, self.reference.node.as_str())?.unbind())
     }
-    /// The reference's 32-bit words, as sent on the wire.
+    /// The reference's 32-bit words, as sent on the wire (least significant first).
+    ///
+    /// >>> parse_term("#Ref<erl@host.3.2.1>").ids
+    /// (1, 2, 3)
     #[getter]
     fn ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         PyTuple::new(py, &self.reference.ids)
     }
     /// The creation (incarnation) of the node when it made the reference.
+    ///
+    /// >>> Reference("erl@host", (1, 2, 3), 3).creation
+    /// 3
     #[getter]
     fn creation(&self) -> u32 {
         self.reference.creation
@@ -227,7 +286,13 @@ impl PyReference {
     }
 }
 
-/// An external fun `fun Module:Function/Arity`.
+/// An external fun `fun Module:Function/Arity`: Erlang can call one that Python sends.
+///
+/// >>> seq = Export("lists", "seq", 2)
+/// >>> format_term(seq)
+/// 'fun lists:seq/2'
+/// >>> parse_term("fun lists:seq/2") == seq
+/// True
 #[pyclass(name = "Export", module = "erlnode", frozen, eq, hash, ord)]
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PyExport {
@@ -248,16 +313,25 @@ impl PyExport {
     }
 
     /// The module (an `Atom`).
+    ///
+    /// >>> Export("lists", "seq", 2).module
+    /// Atom('lists')
     #[getter]
     fn module(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(atom_object(py, self.module.as_str())?.unbind())
     }
     /// The function's name (an `Atom`).
+    ///
+    /// >>> Export("lists", "seq", 2).function
+    /// Atom('seq')
     #[getter]
     fn function(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(atom_object(py, self.function.as_str())?.unbind())
     }
     /// How many arguments the function takes.
+    ///
+    /// >>> Export("lists", "seq", 2).arity
+    /// 2
     #[getter]
     fn arity(&self) -> u8 {
         self.arity
@@ -278,6 +352,15 @@ impl PyExport {
 }
 
 /// A closure received from Erlang: opaque, sent back out byte for byte.
+///
+/// Python cannot call it, but can keep it and send it back, to be called in Erlang.
+///
+/// Example::
+///
+///     # Erlang: Py ! {self(), fun(X) -> X * 2 end}
+///     sender, double = mbox.receive()
+///     mbox.send(sender, (Atom("apply"), double, 21))
+///     # Erlang: receive {apply, F, X} -> F(X) end  gives 42
 #[pyclass(name = "Fun", module = "erlnode", frozen, eq, hash)]
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct PyFun {
@@ -287,11 +370,21 @@ pub struct PyFun {
 #[pymethods]
 impl PyFun {
     /// The module the closure was defined in (an `Atom`).
+    ///
+    /// Example::
+    ///
+    ///     # Erlang: Py ! fun(X) -> X * 2 end    (typed in the shell)
+    ///     mbox.receive().module                 # Atom('erl_eval'): the shell's funs are its
     #[getter]
     fn module(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(atom_object(py, self.fun.module.as_str())?.unbind())
     }
     /// How many arguments the closure takes.
+    ///
+    /// Example::
+    ///
+    ///     # Erlang: Py ! fun(X) -> X * 2 end
+    ///     mbox.receive().arity                  # 1
     #[getter]
     fn arity(&self) -> u8 {
         self.fun.arity

@@ -114,36 +114,66 @@ impl PyTlsConfig {
 
     /// The certificate file (the dialing role's; an optfile may give the roles different
     /// ones).
+    ///
+    /// Example::
+    ///
+    ///     erlnode.TLSConfig("node.pem", "node.key", "ca.pem").certfile   # PosixPath('node.pem')
     #[getter]
     fn certfile(&self) -> PathBuf {
         self.client.certfile.clone()
     }
 
     /// The private key's file.
+    ///
+    /// Example::
+    ///
+    ///     erlnode.TLSConfig("node.pem", "node.key", "ca.pem").keyfile    # PosixPath('node.key')
     #[getter]
     fn keyfile(&self) -> PathBuf {
         self.client.keyfile.clone()
     }
 
     /// The CA certificates peers are checked against (None: no checks).
+    ///
+    /// Example::
+    ///
+    ///     erlnode.TLSConfig("node.pem", "node.key", "ca.pem").cafile     # PosixPath('ca.pem')
     #[getter]
     fn cafile(&self) -> Option<PathBuf> {
         self.client.cafile.clone()
     }
 
     /// Whether peers' certificates are checked (by both roles).
+    ///
+    /// Example::
+    ///
+    ///     tls = erlnode.TLSConfig("node.pem", "node.key", None, verify=False)
+    ///     tls.verify                          # False: for experiments only
     #[getter]
     fn verify(&self) -> bool {
         self.client.verify && self.server.verify
     }
 
     /// The host name checked (and sent as SNI) when dialing, instead of the peer's host.
+    ///
+    /// Example::
+    ///
+    ///     # every node's certificate names cluster.internal, whatever host it runs on
+    ///     tls = erlnode.TLSConfig(
+    ///         "node.pem", "node.key", "ca.pem", server_name="cluster.internal"
+    ///     )
+    ///     tls.server_name                     # 'cluster.internal'
     #[getter]
     fn server_name(&self) -> Option<String> {
         self.client.server_name.clone()
     }
 
     /// The TLS versions offered; empty: TLS 1.3 and 1.2.
+    ///
+    /// Example::
+    ///
+    ///     tls = erlnode.TLSConfig("node.pem", "node.key", "ca.pem", versions=["tlsv1.3"])
+    ///     tls.versions                        # ['tlsv1.3']
     #[getter]
     fn versions(&self) -> Vec<&'static str> {
         self.client.versions.iter().map(version_name).collect()
