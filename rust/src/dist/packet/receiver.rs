@@ -302,13 +302,18 @@ impl Receiver {
     }
 
     /// How much the next read into the frame buffer should take at most: while a large
-    /// binary is being filled from fragments, only the next frame's length and header, so
+    /// binary is being filled from fragments, up to the next frame's length and header, so
     /// that a continuation's data is read straight into [`Receiver::window`], not the buffer.
     pub fn read_limit(&self, frames: &Deframer) -> Option<usize> {
         if self.streaming.is_some() || !self.partials.values().any(|p| p.data.is_filling()) {
             return None;
         }
-        Some(Self::NEXT_HEAD.saturating_sub(frames.buffered()).max(1))
+        // A frame at the front that is not read in pieces (it would be already): the rest of
+        // it, and the next one's head, so that reads line up with frames again.
+        Some(match frames.missing() {
+            Some(missing) => missing + Self::NEXT_HEAD,
+            None => Self::NEXT_HEAD - frames.buffered(),
+        })
     }
 
     /// Whether the frame being read in pieces ends within `n` more bytes: a read that fills

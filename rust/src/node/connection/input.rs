@@ -353,12 +353,12 @@ impl ReadState {
             self.direct = direct;
             return Ok(direct + buffered);
         }
-        let max = self
-            .receiver
-            .read_limit(&self.frames)
-            .map_or(max, |limit| limit.min(max));
+        let limit = self.receiver.read_limit(&self.frames);
+        let max = limit.map_or(max, |limit| limit.min(max));
         self.asked = max.min(self.frames.room());
-        if keep_last && self.can_keep {
+        // Between the fragments of a large binary no byte is kept back (the sender writes
+        // them in large pieces anyway).
+        if keep_last && self.can_keep && limit.is_none() {
             let got = socket::read_now(tcp, self.frames.buffer(), max, libc::MSG_PEEK)?;
             if got > 0 {
                 socket::discard(tcp, self.kept + got - 1)?;

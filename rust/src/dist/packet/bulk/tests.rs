@@ -85,22 +85,31 @@ struct Reading {
     serve_every: usize,
 }
 
-/// Receives `wire` as `reading` says; returns the messages' full encodings and the receiver.
+/// Receives `wire` as `reading` says; returns the messages' full encodings and the receiver
+/// (with the reads made in `reads`).
 fn receive(
     wire: &[u8],
     reading: Reading,
     lander: Option<Arc<TestLander>>,
+) -> (Vec<Vec<u8>>, Receiver) {
+    receive_counting(wire, reading, lander, &mut 0)
+}
+
+fn receive_counting(
+    wire: &[u8],
+    reading: Reading,
+    lander: Option<Arc<TestLander>>,
+    reads: &mut usize,
 ) -> (Vec<Vec<u8>>, Receiver) {
     let mut frames = Deframer::default();
     let mut rx = Receiver::new();
     rx.set_lander(lander.clone().map(|l| l as Arc<dyn Lander>));
     let mut got: Vec<Incoming> = Vec::new();
     let mut at = 0;
-    let mut reads = 0;
     while at < wire.len() {
-        reads += 1;
+        *reads += 1;
         if let Some(lander) = &lander {
-            if reading.serve_every > 0 && reads % reading.serve_every == 0 {
+            if reading.serve_every > 0 && *reads % reading.serve_every == 0 {
                 lander.serve();
             }
         }
@@ -206,6 +215,32 @@ fn large_binaries_arrive_intact_whole_or_in_fragments_however_they_are_read() {
             }
         }
     }
+}
+
+#[test]
+fn reads_between_fragments_take_whole_heads_not_single_bytes() {
+    // A first version read the rest of a short last fragment one byte at a time.
+    let messages = vec![bulk_message(1, (2 << 20) + 5_000), small_message(2)];
+    let wire = wire(
+        flags::DIST_HDR_ATOM_CACHE | flags::FRAGMENTS,
+        65_536,
+        &messages,
+    );
+    let reading = Reading {
+        chunk: 1 << 20,
+        direct: true,
+        serve_every: 1,
+    };
+    let mut reads = 0;
+    let lander = Arc::new(TestLander::default());
+    let (got, _) = receive_counting(&wire, reading, Some(lander), &mut reads);
+    assert!(got == messages);
+    // About two per fragment: its head, then its body with the next head.
+    let fragments = wire.len() / 65_536 + 1;
+    assert!(
+        reads <= 3 * fragments,
+        "{reads} reads for {fragments} fragments"
+    );
 }
 
 #[test]
