@@ -127,6 +127,7 @@ bench: build erlang
 	$(VPY) benches/run.py
 	$(VPY) benches/tls.py --write
 	$(VPY) benches/bench_codec.py 5 --write
+	$(VPY) benches/bulk_memory.py
 	$(VPY) benches/resources.py --write
 	$(VPY) benches/pool.py --write
 	@if command -v valgrind >/dev/null; then $(VPY) benches/instructions.py --write; \
