@@ -129,6 +129,7 @@ bench: build erlang
 	$(VPY) benches/bench_codec.py 5 --write
 	$(VPY) benches/resources.py --write
 	$(VPY) benches/pool.py --write
+	$(VPY) benches/logging_flood.py --write
 	@if command -v valgrind >/dev/null; then $(VPY) benches/instructions.py --write; \
 		else echo "valgrind not installed: instruction counts (benches/instructions.py) skipped"; fi
 
