@@ -130,6 +130,7 @@ bench: build erlang
 	$(VPY) benches/bulk_memory.py
 	$(VPY) benches/resources.py --write
 	$(VPY) benches/pool.py --write
+	$(VPY) benches/logging_flood.py --write
 	@if command -v valgrind >/dev/null; then $(VPY) benches/instructions.py --write; \
 		else echo "valgrind not installed: instruction counts (benches/instructions.py) skipped"; fi
 

@@ -94,3 +94,35 @@ def test_without_logging_configured_warnings_reach_stderr(erl: Erl) -> None:
     assert done.returncode == 0, done.stderr
     assert f"handshake with {erl.name} failed" in done.stderr
     assert "connected to" not in done.stderr, "INFO stays quiet by default"
+
+
+def test_a_flood_of_debug_records_overflows_the_queue_and_the_node_keeps_working(
+    erl: Erl, collect: Collect
+) -> None:
+    # Each message to a name nobody registered is one DEBUG record of the core; 50,000 of
+    # them at once are more than the queue holds (10,000) before the drain gets to them.
+    logging.getLogger("erlnode").setLevel(logging.DEBUG)
+    flood = 50_000
+    nobody = random_name("nobody")
+    dropped_before = erlnode._erlnode.log_records_dropped()
+    with erlnode.Node(random_name("py"), cookie=erl.cookie) as node:
+        mbox = node.mailbox("echo")
+        erl.eval(f"[{{{nobody}, '{node.name}'}} ! {{flood, I}} || I <- lists:seq(1, {flood})], ok")
+
+        def flooded() -> list[logging.LogRecord]:
+            return [r for r in collect.records if r.getMessage().endswith(f"name {nobody}")]
+
+        def dropped() -> int:
+            return erlnode._erlnode.log_records_dropped() - dropped_before
+
+        # Every record the core made is accounted for: emitted, or dropped and counted.
+        assert wait_until(lambda: len(flooded()) + dropped() >= flood, timeout=60)
+        assert dropped() > 0
+        assert flooded() and all(r.levelno == logging.DEBUG for r in flooded())
+        assert wait_until(
+            lambda: collect.find("erlnode", logging.WARNING, "were dropped") is not None,
+            timeout=60,
+        )
+        # The node still works: a round trip through the same connection.
+        erl.eval(f"{{echo, '{node.name}'}} ! {{self(), after_flood}}, ok")
+        assert mbox.receive(timeout=30)[1] == erlnode.Atom("after_flood")

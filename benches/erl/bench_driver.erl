@@ -13,10 +13,14 @@
 %%   {w4, Node, Bytes, Count}              bulk: Count x {seq, I, <<0:Bytes/unit:8>>}, stop, done
 %%   {w5, Node, Helper, Procs, NEach}      fan-in: Procs workers spread over this node and
 %%                                         Helper each send NEach messages at once
+%%   {flood_start, Node, Rate}             starts sending {seq, I, <<0:512>>} to a name that
+%%                                         nobody registered on Node, Rate a second (0: as
+%%                                         fast as it goes), in the background; replies at once
+%%   flood_stop                            stops it: how many it sent, over how long
 %% Times come from erlang:monotonic_time/0; nothing is counted as done until the remote has
 %% confirmed the count, so a lost message is an error, never a fast figure.
 -module(bench_driver).
--export([main/0, w5_worker/3]).
+-export([main/0, w5_worker/3, flood/2]).
 
 %% No workload may take longer than this (the runner has its own, longer, timeout).
 -define(TIMEOUT, 120000).
@@ -71,6 +75,17 @@ run({w4, Node, Bytes, Count}) ->
     end;
 run({w5, Node, Helper, Procs, NEach}) ->
     fan_in(Node, Helper, Procs, NEach);
+run({flood_start, Node, Rate}) ->
+    % Not linked: the flood outlives this request's process, until flood_stop.
+    register(flood, spawn(?MODULE, flood, [{nobody, Node}, Rate])),
+    {ok, [{started, 1}]};
+run(flood_stop) ->
+    flood ! {stop, self()},
+    receive
+        {flooded, Sent, Secs} -> {ok, [{sent, Sent}, {seconds, Secs}, {rate, Sent / Secs}]}
+    after ?TIMEOUT ->
+        {error, {timeout, flood_stop}}
+    end;
 run(Other) ->
     {error, {unknown_request, Other}}.
 
@@ -179,6 +194,25 @@ w5_worker(Coordinator, Node, NEach) ->
     Dest ! {ping, self(), 0},
     receive {pong, 0} -> ok end,
     Coordinator ! {finished, self()}.
+
+%% The flood: each message is one that the remote drops (a DEBUG record at most, in erlnode).
+%% At a given rate it sends what is due every millisecond; at rate 0 it sends batches of 100
+%% and is held back only by the distribution buffer (a busy connection suspends the sender).
+flood(Dest, Rate) ->
+    flood(Dest, Rate, erlang:monotonic_time(), 0).
+
+flood(Dest, Rate, T0, Sent) ->
+    Due = case Rate of
+        0 -> Sent + 100;
+        _ -> min(round(Rate * seconds_since(T0)), Sent + 1000)
+    end,
+    Wait = case Due > Sent of true -> 0; false -> 1 end,
+    receive
+        {stop, From} -> From ! {flooded, Sent, seconds_since(T0)}
+    after Wait ->
+        send_seq(Dest, Sent + 1, Due, <<0:512>>),
+        flood(Dest, Rate, T0, max(Sent, Due))
+    end.
 
 json(Figures) ->
     Fields = [io_lib:format("\"~s\": ~s", [K, number(V)]) || {K, V} <- Figures],

@@ -4,8 +4,10 @@
 //! pushed onto a bounded lock-free queue, nothing more. A Python thread (`erlnode._logging`,
 //! started with the first node) takes records off it, with the GIL released while it waits,
 //! and hands them to the loggers `erlnode.connection`, `erlnode.handshake`, `erlnode.epmd`
-//! and `erlnode.node`, with the peer's node name as the record's `peer` attribute. When the
-//! queue is full, records are dropped and counted; the Python side reports the count.
+//! and `erlnode.node`, with the peer's node name as the record's `peer` attribute. That thread
+//! spends at most a twentieth of its time on them, so that a flood of records does not take
+//! the GIL from the program. When the queue is full, records are dropped (before they are
+//! formatted) and counted; the Python side reports the count.
 //!
 //! The level filter here is a pre-filter, so that records nobody wants are not even
 //! formatted: `ERLNODE_LOG` (`off`, `error`, `warn`, `info`, `debug`, `trace`) when set,
@@ -14,7 +16,7 @@
 use crossbeam_queue::ArrayQueue;
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use pyo3::prelude::*;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -27,7 +29,10 @@ type Entry = (u8, &'static str, String, Option<String>);
 struct Records {
     queue: ArrayQueue<Entry>,
     dropped: AtomicU64,
-    /// Rung when a record lands in an empty queue: the drain is then likely asleep.
+    /// Set by the drain (holding `sleep`) while it waits for records: a pusher then rings
+    /// `wake`. Whether the queue was empty before a push says nothing reliable: the drain
+    /// may empty it between the look and the push, and then sleep through the record.
+    waiting: AtomicBool,
     wake: Condvar,
     sleep: Mutex<()>,
 }
@@ -37,6 +42,7 @@ fn records() -> &'static Records {
     RECORDS.get_or_init(|| Records {
         queue: ArrayQueue::new(QUEUE),
         dropped: AtomicU64::new(0),
+        waiting: AtomicBool::new(false),
         wake: Condvar::new(),
         sleep: Mutex::new(()),
     })
@@ -76,6 +82,12 @@ impl Log for QueueLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
+        let records = records();
+        if records.queue.is_full() {
+            // Under a flood: not worth formatting a record the push would drop anyway.
+            records.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let peer = record
             .key_values()
             .get(log::kv::Key::from("peer"))
@@ -86,11 +98,15 @@ impl Log for QueueLogger {
             record.args().to_string(),
             peer,
         );
-        let records = records();
-        let was_empty = records.queue.is_empty();
         if records.queue.push(entry).is_err() {
             records.dropped.fetch_add(1, Ordering::Relaxed);
-        } else if was_empty {
+            return;
+        }
+        // Push, then look at `waiting`; the drain sets `waiting`, then looks at the queue.
+        // With a full fence on both sides at least one of the two sees the other's write:
+        // the drain finds the record, or this thread finds the drain waiting.
+        fence(Ordering::SeqCst);
+        if records.waiting.load(Ordering::SeqCst) {
             let _sleep = records.sleep.lock();
             records.wake.notify_one();
         }
@@ -130,9 +146,13 @@ fn take_log_records(py: Python<'_>, timeout: f64) -> Vec<Entry> {
     py.detach(|| {
         if records.queue.is_empty() {
             let sleep = records.sleep.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = records
+            records.waiting.store(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let (_sleep, _) = records
                 .wake
-                .wait_timeout_while(sleep, wait, |_| records.queue.is_empty());
+                .wait_timeout_while(sleep, wait, |_| records.queue.is_empty())
+                .unwrap_or_else(|e| e.into_inner());
+            records.waiting.store(false, Ordering::SeqCst);
         }
         std::iter::from_fn(|| records.queue.pop()).collect()
     })
