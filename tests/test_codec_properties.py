@@ -252,8 +252,8 @@ leaves = (
 
 
 def keys_distinct_in_erlang(mapping: dict[Any, Any]) -> bool:
-    """Whether no two keys encode alike (a map Erlang refuses, which encode does not catch:
-    see test_keys_equal_in_erlang_are_refused)."""
+    """Whether no two keys encode alike (a map Erlang refuses, and encode too: see
+    test_keys_equal_in_erlang_are_refused)."""
     try:
         return len({erlnode.encode(key) for key in mapping}) == len(mapping)
     except erlnode.EncodeError:
@@ -344,10 +344,6 @@ def test_encode_of_any_object_gives_bytes_or_encode_error(value: Any, level: Any
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: encode writes a map with two equal keys, which Erlang and decode refuse",
-)
 def test_keys_equal_in_erlang_are_refused() -> None:
     # Found by test_encode_of_any_object_gives_bytes_or_encode_error: each map's two keys are
     # one term to Erlang, so OTP's binary_to_term refuses the encoding (badarg).
@@ -357,5 +353,11 @@ def test_keys_equal_in_erlang_are_refused() -> None:
         {1: 1, erlnode.ExactKey(1): 2},
         {"abc": 1, erlnode.FrozenList([97, 98, 99]): 2},
     ):
-        with pytest.raises(erlnode.EncodeError):
+        with pytest.raises(erlnode.EncodeError, match="same term in Erlang"):
             erlnode.encode(mapping)
+    # Many keys take the sorting path; a spliced (large) binary key is skipped, not misread.
+    many = {i: i for i in range(40)} | {erlnode.ExactKey(39): 0}
+    with pytest.raises(erlnode.EncodeError, match="same term in Erlang"):
+        erlnode.encode(many)
+    big_keys = {bytes(100_000): 1, b"\x01" * 100_000: 2}
+    assert erlnode.decode(erlnode.encode(big_keys)) == big_keys

@@ -100,6 +100,55 @@ struct Splice<'py> {
 /// from their `bytes` into the result: each of their bytes is copied once instead of twice.
 const SPLICE_MIN: usize = 64 * 1024;
 
+/// A map key's encoding, for comparing keys: where it is in the output, or, for a list of
+/// integers 0..=255 (which Erlang writes as STRING_EXT, and a `str` key may be), that string
+/// form.
+enum KeyBytes {
+    At(usize, usize),
+    String(Vec<u8>),
+}
+
+impl KeyBytes {
+    /// `encoded` starts with the key's encoding, at `start` in the output, and holds nothing
+    /// after it.
+    fn of(encoded: &[u8], start: usize) -> KeyBytes {
+        match string_form(encoded) {
+            Some(string) => KeyBytes::String(string),
+            None => KeyBytes::At(start, start + encoded.len()),
+        }
+    }
+
+    fn bytes<'a>(&'a self, out: &'a [u8]) -> &'a [u8] {
+        match self {
+            KeyBytes::At(start, end) => &out[*start..*end],
+            KeyBytes::String(string) => string,
+        }
+    }
+}
+
+/// A LIST_EXT of SMALL_INTEGER_EXTs ending in NIL, as the STRING_EXT Erlang makes of it.
+fn string_form(encoded: &[u8]) -> Option<Vec<u8>> {
+    let (&tag, rest) = encoded.split_first()?;
+    if tag != tags::LIST {
+        return None;
+    }
+    let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let items = rest.get(4..)?;
+    if len > u16::MAX as usize || items.len() != 2 * len + 1 || items[2 * len] != tags::NIL {
+        return None;
+    }
+    let mut string = Vec::with_capacity(3 + len);
+    string.push(tags::STRING);
+    string.extend_from_slice(&(len as u16).to_be_bytes());
+    for item in items[..2 * len].chunks(2) {
+        if item[0] != tags::SMALL_INTEGER {
+            return None;
+        }
+        string.push(item[1]);
+    }
+    Some(string)
+}
+
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
@@ -342,11 +391,23 @@ impl<'py> Encoder<'py, '_> {
         let mut key: *mut ffi::PyObject = std::ptr::null_mut();
         let mut value: *mut ffi::PyObject = std::ptr::null_mut();
         let mut seen = 0;
+        // Keys Python tells apart may be one term to Erlang, unless they are all of one type
+        // among `str`, `int`, `bytes` and `Atom` (two different keys of one of these always
+        // encode differently): only then are the keys compared, after the map is written.
+        let mut first_type = std::ptr::null_mut();
+        let mut mixed = false;
         while ffi::PyDict_Next(obj, &mut pos, &mut key, &mut value) != 0 {
             self.term(key)
                 .map_err(|e| e.at(|| format!("<key {}>", repr(&self.bound(key)))))?;
             self.term(value)
                 .map_err(|e| e.at(|| format!("[{}]", repr(&self.bound(key)))))?;
+            let tp = ffi::Py_TYPE(key);
+            if seen == 0 {
+                first_type = tp;
+                mixed = !self.keys_never_collide(tp);
+            } else if tp != first_type {
+                mixed = true;
+            }
             seen += 1;
         }
         if seen != n {
@@ -355,7 +416,73 @@ impl<'py> Encoder<'py, '_> {
                 vec![],
             ));
         }
+        if mixed && n > 1 {
+            return self.check_distinct_keys(obj);
+        }
         Ok(())
+    }
+
+    /// Whether two different keys of type `tp` always encode differently.
+    fn keys_never_collide(&self, tp: *mut ffi::PyTypeObject) -> bool {
+        tp == self.atom_type
+            || tp == addr_of_mut!(ffi::PyUnicode_Type)
+            || tp == addr_of_mut!(ffi::PyLong_Type)
+            || tp == addr_of_mut!(ffi::PyBytes_Type)
+    }
+
+    fn splice_count(&self) -> usize {
+        self.splices.as_ref().map_or(0, Vec::len)
+    }
+
+    /// Two keys with one encoding (`None` and `Atom("undefined")`, `1` and `ExactKey(1)`,
+    /// `"abc"` and `FrozenList([97, 98, 99])`, ...) are one key to Erlang, which refuses such
+    /// a map: so do we. The keys (already written once) are encoded again apart, to compare.
+    ///
+    /// # Safety
+    /// `obj` is a live dict (the Encoder's invariant).
+    unsafe fn check_distinct_keys(&mut self, obj: *mut ffi::PyObject) -> EncResult {
+        let mut scratch = Vec::new();
+        std::mem::swap(self.out, &mut scratch);
+        let mut keys = Vec::new();
+        let (mut pos, mut key, mut value) = (0, std::ptr::null_mut(), std::ptr::null_mut());
+        let mut result = Ok(());
+        // SAFETY: the caller's promise; PyDict_Next lends borrowed references.
+        while unsafe { ffi::PyDict_Next(obj, &mut pos, &mut key, &mut value) } != 0 {
+            let (start, splices) = (self.out.len(), self.splice_count());
+            result = self.term(key);
+            if result.is_err() {
+                break;
+            }
+            // A spliced key's bytes are not in `out`: such keys (binaries of 64 KiB and
+            // more) are left out of the comparison.
+            if self.splice_count() == splices {
+                keys.push((KeyBytes::of(&self.out[start..], start), key));
+            } else if let Some(splices) = &mut self.splices {
+                splices.truncate(splices.len() - 1);
+            }
+        }
+        std::mem::swap(self.out, &mut scratch);
+        result?;
+        let out = scratch.as_slice();
+        fn bytes<'a>(key: &'a (KeyBytes, *mut ffi::PyObject), out: &'a [u8]) -> &'a [u8] {
+            key.0.bytes(out)
+        }
+        let mut sorted: Vec<_> = keys.iter().collect();
+        sorted.sort_unstable_by(|a, b| bytes(a, out).cmp(bytes(b, out)));
+        let duplicate = sorted
+            .windows(2)
+            .find(|pair| bytes(pair[0], out) == bytes(pair[1], out));
+        match duplicate {
+            None => Ok(()),
+            Some(pair) => Err(EncErr::Type(
+                format!(
+                    "dict keys {} and {} are the same term in Erlang",
+                    repr(&self.bound(pair[0].1)),
+                    repr(&self.bound(pair[1].1))
+                ),
+                vec![],
+            )),
+        }
     }
 
     unsafe fn list(&mut self, obj: *mut ffi::PyObject) -> EncResult {
