@@ -32,6 +32,7 @@ SEQ = Atom("seq")
 STOP = Atom("stop")
 PING = Atom("ping")
 SOURCE = Atom("source")
+BULK_SOURCE = Atom("bulk_source")
 DONE = Atom("done")
 PONG = Atom("pong")
 SOURCE_DONE = Atom("source_done")
@@ -59,6 +60,15 @@ def make_handler(mbox_of: Callable[[], erlnode.Mailbox]) -> Callable[[Any], None
             sender, n = msg[1], msg[2]
             for i in range(1, n + 1):
                 mbox.send(sender, (SEQ, i, ZERO_64))
+            mbox.send(sender, (SOURCE_DONE, n))
+        elif tag == BULK_SOURCE:
+            mbox = mbox_of()
+            sender, size, n = msg[1], msg[2], msg[3]
+            # Zeros written (as Erlang's <<0:Size/unit:8>> writes them), not calloc'ed
+            # pages that the first read would fault in.
+            data = b"\x00" * size
+            for i in range(1, n + 1):
+                mbox.send(sender, (SEQ, i, data))
             mbox.send(sender, (SOURCE_DONE, n))
 
     return handle

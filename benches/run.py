@@ -9,11 +9,12 @@ OtpErlang.jar of Debian's erlang-jinterface) and an erldistpy remote
 (benches/erldistpy_remote.py; erldistpy can only connect out, so that remote connects to the
 driver nodes). A peer that is not installed is named and left out of the table. Every
 workload of benches/WORKLOADS.md runs against every contender, interleaved (A B C, then
-B C A, C A B, …), and each figure is the median of the runs. W2 runs twice: as is, and with one
-core kept busy by a CPU-bound process (`busy_core`), where no vCPU halts between two round trips
-and the figure no longer depends on the VM's wake-ups. Also measured: erlnode ⇄ erlnode W1 (a
-Python driver), the idle CPU of a node with one connection, `import erlnode` time and `Node()`
-ready time.
+B C A, C A B, …), and each figure is the median of the runs; W4 send (the remote sends the
+8 MiB binaries, see BENCHMARKS.md) runs against Erlang's and erlnode's remotes only. W2 runs
+twice: as is, and with one core kept busy by a CPU-bound process (`busy_core`), where no vCPU
+halts between two round trips and the figure no longer depends on the VM's wake-ups. Also
+measured: erlnode ⇄ erlnode W1 (a Python driver), the idle CPU of a node with one connection,
+`import erlnode` time and `Node()` ready time.
 
 Writes the results between the markers of BENCHMARKS.md (the rest of that file is kept) and
 a chart of the ratios to docs/benchmarks.png; `--quick` (small N, fewer runs, a smoke test)
@@ -120,6 +121,11 @@ class Workload:
     request: Callable[[str], str]
     #: Run with one core kept busy by a CPU-bound process (see `busy_core`).
     busy_core: bool = False
+    #: The contenders whose remotes serve it (None: all).
+    only: tuple[str, ...] | None = None
+
+    def runs(self, key: str) -> bool:
+        return self.only is None or key in self.only
 
 
 # -- processes ---------------------------------------------------------------------------
@@ -390,6 +396,10 @@ def workloads(s: Settings, helper: str) -> list[Workload]:
                  lambda node: f"{{w3, '{node}', {s.n}}}"),
         Workload("W4", f"W4 bulk ({s.bulk_count} × {s.bulk_mib} MiB)", "MiB/s", "mib_per_s", True,
                  lambda node: f"{{w4, '{node}', {bulk}, {s.bulk_count}}}"),
+        Workload("W4 send", f"W4 send (the remote sends {s.bulk_count} × {s.bulk_mib} MiB)",
+                 "MiB/s", "mib_per_s", True,
+                 lambda node: f"{{w4send, '{node}', {bulk}, {s.bulk_count}}}",
+                 only=("erlang", *PY_MODES)),
         Workload("W5", f"W5 fan-in ({s.fan_procs} procs × {each:,} msgs, 2 nodes)", "msg/s",
                  "rate", True,
                  lambda node: f"{{w5, '{node}', '{helper}', {s.fan_procs}, {each}}}"),
@@ -519,6 +529,9 @@ def render(
         base = results[w.key]["erlang"]
         cells = []
         for key, _ in contenders:
+            if not w.runs(key):
+                cells.append("–")
+                continue
             value = median(results[w.key][key], w.figure)
             speed = paired_ratio(w, results[w.key][key], base)
             cells.append(f"{fmt(value)} {w.unit} ({speed:.2f})")
@@ -531,6 +544,11 @@ def render(
         notes.append(ERLDISTPY_NOTE)
     for key, why in extras["peers_missing"].items():
         notes.append(f"Not measured in this run: {PEER_LABELS[key]} ({why}).")
+    if any(key in keys for key in PEER_LABELS):
+        notes.append(
+            "W4 send runs against Erlang's and erlnode's remotes only: the peers' remotes do "
+            "not serve its `bulk_source` request."
+        )
     for note in notes:
         lines += ["", note]
 
@@ -544,7 +562,7 @@ def render(
         cells = []
         for key, _ in contenders:
             values = [r[w.figure] for r in results[w.key][key]]
-            cells.append(f"{fmt(min(values))}–{fmt(max(values))}")
+            cells.append(f"{fmt(min(values))}–{fmt(max(values))}" if values else "–")
         lines.append(f"| {w.key} ({w.unit}) | " + " | ".join(cells) + " |")
 
     idle = extras["idle"]
@@ -622,7 +640,7 @@ def targets(
     def speed(key: str, w: Workload) -> float:
         return paired_ratio(w, results[w.key][key], results[w.key]["erlang"])
 
-    for key, goal in (("W1", 1.0), ("W3", 1.0), ("W4", 1.0), ("W5", 1.0)):
+    for key, goal in (("W1", 1.0), ("W3", 1.0), ("W4", 1.0), ("W4 send", 1.0), ("W5", 1.0)):
         ratio_ = speed("plain", by_key[key])
         rows.append((f"`receive()` {key} ≥ {goal:.1f}× Erlang", f"{ratio_:.2f}×", ratio_ >= goal))
     for key, condition in (("W2", ""), ("W2 busy", ", one core kept busy")):
@@ -697,7 +715,10 @@ def chart(
     for i, (key, label) in enumerate(bars):
         values = []
         for w in wls:
-            values.append(paired_ratio(w, results[w.key][key], results[w.key]["erlang"]))
+            measured = w.runs(key)
+            values.append(
+                paired_ratio(w, results[w.key][key], results[w.key]["erlang"]) if measured else 0
+            )
         xs = [g + (i - (len(bars) - 1) / 2) * width for g in range(len(wls))]
         peer = key in PEER_LABELS
         ax.bar(
@@ -791,6 +812,8 @@ def run(s: Settings, command: str) -> None:
                 # finds the vCPUs awake, which alone can halve a W2 round trip.
                 shift = r % len(order)
                 for key in order[shift:] + order[:shift]:
+                    if not w.runs(key):
+                        continue
                     try:
                         results[w.key][key].append(driver.request(w.request(nodes[key])))
                     except BenchError as e:
@@ -816,7 +839,8 @@ def run(s: Settings, command: str) -> None:
         for w in wls:
             with busy_core(cluster, w.busy_core):
                 measure(w)
-            row = "  ".join(f"{key} {fmt(median(results[w.key][key], w.figure))}" for key in order)
+            figures = {key: results[w.key][key] for key in order if w.runs(key)}
+            row = "  ".join(f"{key} {fmt(median(runs, w.figure))}" for key, runs in figures.items())
             print(f"{w.title} [{w.unit}]: {row}", flush=True)
         print(f"W1 erlnode ⇄ erlnode: {fmt(median(py2py, 'rate'))} msg/s", flush=True)
     finally:

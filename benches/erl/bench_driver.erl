@@ -11,6 +11,8 @@
 %%   {w2, Node, N}                         echo: N sequential ping/pong round trips
 %%   {w3, Node, N}                         source: ask for N messages, take them all
 %%   {w4, Node, Bytes, Count}              bulk: Count x {seq, I, <<0:Bytes/unit:8>>}, stop, done
+%%   {w4send, Node, Bytes, Count}          bulk the other way: ask for Count binaries of Bytes
+%%                                         bytes, take them all
 %%   {w5, Node, Helper, Procs, NEach}      fan-in: Procs workers spread over this node and
 %%                                         Helper each send NEach messages at once
 %%   {flood_start, Node, Rate}             starts sending {seq, I, <<0:512>>} to a name that
@@ -73,6 +75,8 @@ run({w4, Node, Bytes, Count}) ->
         Error ->
             Error
     end;
+run({w4send, Node, Bytes, Count}) ->
+    bulk_source({bench, Node}, Bytes, Count);
 run({w5, Node, Helper, Procs, NEach}) ->
     fan_in(Node, Helper, Procs, NEach);
 run({flood_start, Node, Rate}) ->
@@ -160,6 +164,31 @@ take_seq(Count) ->
         {source_done, _} -> {ok, Count}
     after ?TIMEOUT ->
         {error, {timeout, source, Count}}
+    end.
+
+%% W4 send: W3 with big binaries; the clock stops at source_done, after the Count binaries,
+%% each checked for its size.
+bulk_source(Dest, Bytes, Count) ->
+    T0 = erlang:monotonic_time(),
+    Dest ! {bulk_source, self(), Bytes, Count},
+    case take_bulk(Bytes, 0) of
+        {ok, Count} ->
+            Secs = seconds_since(T0),
+            Rate = Count / Secs,
+            {ok, [{mib_per_s, Rate * Bytes / (1024 * 1024)}, {rate, Rate}, {seconds, Secs}]};
+        {ok, Got} ->
+            {error, {lost_messages, asked, Count, got, Got}};
+        Error ->
+            Error
+    end.
+
+take_bulk(Bytes, Count) ->
+    receive
+        {seq, _, Bin} when byte_size(Bin) =:= Bytes -> take_bulk(Bytes, Count + 1);
+        {seq, I, Bin} -> {error, {wrong_size, I, byte_size(Bin), Bytes}};
+        {source_done, _} -> {ok, Count}
+    after ?TIMEOUT ->
+        {error, {timeout, bulk_source, Count}}
     end.
 
 %% W5: workers first do a round trip each (so connection set-up is not timed), then all start

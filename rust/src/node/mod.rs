@@ -305,6 +305,31 @@ impl Node {
         Ok(())
     }
 
+    /// As [`Node::send`], for a body in segments that join into the term body (e.g. the
+    /// encoded term around big binaries left in their own buffers): a connected peer gets
+    /// frames written from the segments themselves, anyone else the segments joined.
+    pub fn send_segments(
+        &self,
+        from: &Pid,
+        dest: &Dest,
+        segments: Vec<bytes::Bytes>,
+    ) -> Result<(), NodeError> {
+        self.inner.check_open()?;
+        let inner = &self.inner;
+        if let Some((control, node)) = inner.remote_control(from, dest) {
+            let conn = match lock(&inner.table).peers.get(node) {
+                Some(Peer::Up(conn)) => Some(conn.clone()),
+                _ => None,
+            };
+            if let Some(conn) = conn {
+                conn.send_segments(&control, &segments);
+                return Ok(());
+            }
+        }
+        inner.send(from, dest, segments.concat().into());
+        Ok(())
+    }
+
     /// Sends many messages from `from` to one destination, in order, with one lock and one
     /// write for the batch when the destination is a connected peer.
     pub fn send_many(
@@ -315,27 +340,11 @@ impl Node {
     ) -> Result<(), NodeError> {
         self.inner.check_open()?;
         let inner = &self.inner;
-        let (control, node) = match dest {
-            Dest::Pid(pid) if !inner.is_local(&pid.node) => (
-                Control::SendSender {
-                    from: from.clone(),
-                    to: pid.clone(),
-                },
-                &pid.node,
-            ),
-            Dest::Remote(name, node) if !inner.is_local(node) => (
-                Control::RegSend {
-                    from: from.clone(),
-                    to_name: name.clone(),
-                },
-                node,
-            ),
-            _ => {
-                for body in bodies {
-                    inner.send(from, dest, body);
-                }
-                return Ok(());
+        let Some((control, node)) = inner.remote_control(from, dest) else {
+            for body in bodies {
+                inner.send(from, dest, body);
             }
+            return Ok(());
         };
         let conn = match lock(&inner.table).peers.get(node) {
             Some(Peer::Up(conn)) => Some(conn.clone()),
@@ -559,6 +568,28 @@ impl Inner {
             return None;
         }
         lock(&self.table).processes.get(&pid.id).cloned()
+    }
+
+    /// The control message that carries a message from `from` to `dest` and the node it goes
+    /// to, when that is a peer (None for a local destination).
+    fn remote_control<'d>(&self, from: &Pid, dest: &'d Dest) -> Option<(Control, &'d Atom)> {
+        match dest {
+            Dest::Pid(pid) if !self.is_local(&pid.node) => Some((
+                Control::SendSender {
+                    from: from.clone(),
+                    to: pid.clone(),
+                },
+                &pid.node,
+            )),
+            Dest::Remote(name, node) if !self.is_local(node) => Some((
+                Control::RegSend {
+                    from: from.clone(),
+                    to_name: name.clone(),
+                },
+                node,
+            )),
+            _ => None,
+        }
     }
 
     fn send(&self, from: &Pid, dest: &Dest, body: bytes::Bytes) {

@@ -6,7 +6,7 @@
 
 use super::decode::{term_to_py, Strings};
 use super::dispatch::{Dispatcher, Served};
-use super::encode::{encode_body, py_to_term};
+use super::encode::{encode_message, py_to_term, MessageBody};
 use super::mailbox::PyMailbox;
 use super::terms::PyPid;
 use super::tls::PyTlsConfig;
@@ -404,8 +404,13 @@ pub(super) fn send_from(
     strings: Strings,
 ) -> PyResult<()> {
     let dest = parse_dest(dest)?;
-    let mut body = Vec::with_capacity(64);
-    encode_body(message, &mut body, strings)?;
-    node.send(from, &dest, bytes::Bytes::from(body))
-        .map_err(node_error)
+    match encode_message(message, strings)? {
+        MessageBody::Whole(body) => node.send(from, &dest, bytes::Bytes::from(body)),
+        // Big binaries: written without the GIL (the segments hold their objects), which
+        // other threads can have meanwhile.
+        MessageBody::Segments(segments) => message
+            .py()
+            .detach(|| node.send_segments(from, &dest, segments)),
+    }
+    .map_err(node_error)
 }

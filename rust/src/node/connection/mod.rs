@@ -123,6 +123,19 @@ impl Connection {
         self.output.push(frames, 1)
     }
 
+    /// As [`Connection::send`], for a message body in segments (one after the other): the
+    /// frames are written from the segments' own memory, never copied into a frame buffer
+    /// (see `Sender::encode_segments`).
+    pub fn send_segments(&self, control: &Control, segments: &[Bytes]) -> bool {
+        let mut pieces = Vec::with_capacity(2 + segments.len());
+        let mut sender = lock(&self.sender);
+        if let Err(e) = sender.encode_segments(control, segments, &mut pieces) {
+            log::warn!("cannot send to {}: {e}", self.peer);
+            return false;
+        }
+        self.output.push(pieces, 1)
+    }
+
     /// Sends one control message per payload, as one write: the batch path of `send_many`.
     pub fn send_many(&self, control: &Control, payloads: &[Bytes]) -> bool {
         let mut batch = Vec::with_capacity(payloads.iter().map(|p| p.len() + 32).sum());
@@ -132,7 +145,7 @@ impl Connection {
         // entries the sender now counts as known to the peer. (Their messages are not
         // counted then: the sender does not say how many it made.)
         let messages = if result.is_ok() { payloads.len() } else { 0 };
-        let pushed = self.output.push([Bytes::from(batch)], messages as u64);
+        let pushed = self.output.push(vec![Bytes::from(batch)], messages as u64);
         if let Err(e) = result {
             log::warn!("cannot send to {}: {e}", self.peer);
             return false;

@@ -7,18 +7,28 @@
 //! the outbox for the writer task, which writes it in order, many frames per system call, and
 //! gives the socket back to direct writers once the queue is empty. The writer also sends a
 //! tick when nothing was written for a tick period.
+//!
+//! What goes through here are pieces of the byte stream: whole frames, or, for a message with
+//! big binaries, frame headers and shares of the binaries' own memory (see
+//! `Sender::encode_segments`). Runs of pieces go out with vectored writes, so a binary is
+//! written from where it lies; on plain TCP by `sendmsg` on the raw socket, on other streams
+//! through Tokio's vectored writes (TLS encrypts from the pieces into its records).
 
+use super::socket::{self, MAX_SLICES};
 use super::LastSeen;
 use crate::dist::framing::TICK;
 use crate::node::lock;
 use crate::node::process;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
-use std::io::Write;
+use std::io::{IoSlice, Write};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::Notify;
+
+#[cfg(test)]
+mod tests;
 
 /// Sends closer together than this form a burst: after the first, they go through the
 /// writer task, which writes what piled up in one system call, instead of one write each.
@@ -99,36 +109,37 @@ impl Output {
         }
     }
 
-    /// Writes or queues frames, keeping their order; they carry `messages` messages (0 for a
-    /// tick). False once the connection is closed.
-    pub(super) fn push(&self, frames: impl IntoIterator<Item = Bytes>, messages: u64) -> bool {
+    /// Writes or queues frames (or pieces of them: they go out one after the other), keeping
+    /// their order; they carry `messages` messages (0 for a tick). False once the connection
+    /// is closed.
+    pub(super) fn push(&self, pieces: Vec<Bytes>, messages: u64) -> bool {
         let mut out = lock(&self.outbox);
         if out.closed {
             return false;
         }
-        let mut bytes = 0;
-        let mut frames = frames.into_iter();
+        let bytes: usize = pieces.iter().map(Bytes::len).sum();
         let now = Instant::now();
         let in_burst = out
             .last_direct
             .is_some_and(|t| now.duration_since(t) < BURST_GAP);
+        let mut written = 0;
         if !out.writer_busy && out.is_empty() && !in_burst {
             out.last_direct = Some(now);
             if let Some(socket) = &self.direct {
-                for frame in frames.by_ref() {
-                    bytes += frame.len();
-                    let written = write_some(socket, &frame);
-                    if written < frame.len() {
-                        out.enqueue(frame.slice(written..));
-                        break;
-                    }
-                }
+                written = write_now(socket, &pieces);
                 self.last_write.touch();
             }
         }
-        for frame in frames {
-            bytes += frame.len();
-            out.enqueue(frame);
+        // What the socket did not take waits for the writer task.
+        for piece in pieces {
+            if written >= piece.len() {
+                written -= piece.len();
+            } else if written > 0 {
+                out.enqueue(piece.slice(written..));
+                written = 0;
+            } else {
+                out.enqueue(piece);
+            }
         }
         out.bytes_out += bytes as u64;
         out.messages_out += messages;
@@ -190,6 +201,73 @@ impl Drop for WriterEnded<'_> {
     }
 }
 
+/// Writes what the socket takes now of `pieces`, in order, without blocking; returns the
+/// bytes written. One frame goes out with `send`, several with `sendmsg`.
+fn write_now(socket: &std::net::TcpStream, pieces: &[Bytes]) -> usize {
+    if let [frame] = pieces {
+        return write_some(socket, frame);
+    }
+    let mut at = Position::default();
+    let mut written = 0;
+    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+    while !at.done(pieces) {
+        let n = at.slices(pieces, &mut slices);
+        match socket::write_vectored_now(socket, &slices[..n]) {
+            Ok(0) => break,
+            Ok(n) => {
+                written += n;
+                at.advance(pieces, n);
+                process::note_write();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // As in `write_some`.
+            Err(_) => break,
+        }
+    }
+    written
+}
+
+/// How far a run of pieces has been written: the first piece not written whole, and how
+/// many of its bytes were.
+#[derive(Default, Clone, Copy, Debug, PartialEq)]
+struct Position {
+    piece: usize,
+    offset: usize,
+}
+
+impl Position {
+    fn done(&self, pieces: &[Bytes]) -> bool {
+        self.piece >= pieces.len()
+    }
+
+    /// Moves on by `n` bytes written (past empty pieces too).
+    fn advance(&mut self, pieces: &[Bytes], mut n: usize) {
+        while let Some(piece) = pieces.get(self.piece) {
+            let rest = piece.len() - self.offset;
+            if n < rest {
+                self.offset += n;
+                return;
+            }
+            n -= rest;
+            self.piece += 1;
+            self.offset = 0;
+        }
+    }
+
+    /// The unwritten rest, as up to [`MAX_SLICES`] slices at the start of `slices`; returns
+    /// how many.
+    fn slices<'a>(&self, pieces: &'a [Bytes], slices: &mut [IoSlice<'a>; MAX_SLICES]) -> usize {
+        let mut offset = self.offset;
+        let mut n = 0;
+        for piece in pieces[self.piece..].iter().take(MAX_SLICES) {
+            slices[n] = IoSlice::new(&piece[offset..]);
+            offset = 0;
+            n += 1;
+        }
+        n
+    }
+}
+
 /// Writes what the socket takes now, without blocking (the socket is non-blocking: Tokio
 /// owns it).
 fn write_some(mut socket: &std::net::TcpStream, frame: &[u8]) -> usize {
@@ -211,14 +289,17 @@ fn write_some(mut socket: &std::net::TcpStream, frame: &[u8]) -> usize {
 
 /// The writer task: writes what the outbox holds, ticks when idle, and shuts the stream's
 /// write side once the outbox is closed and empty.
-pub(super) async fn write_loop<W: AsyncWrite>(writer: W, output: Arc<Output>, tick: Duration) {
+pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
+    writer: W,
+    output: Arc<Output>,
+    tick: Duration,
+) {
     let _ended = WriterEnded(&output);
-    let out = BufWriter::with_capacity(64 * 1024, writer);
-    let mut out = std::pin::pin!(out);
+    let mut out = BufWriter::with_capacity(64 * 1024, writer);
     loop {
         let idle = output.last_write.elapsed();
         if idle >= tick {
-            output.push([Bytes::from_static(&TICK)], 0);
+            output.push(vec![Bytes::from_static(&TICK)], 0);
         }
         let wait = tick
             .saturating_sub(idle.min(tick))
@@ -243,12 +324,9 @@ pub(super) async fn write_loop<W: AsyncWrite>(writer: W, output: Arc<Output>, ti
                 }
                 break;
             }
-            for frame in batch {
-                if out.write_all(&frame).await.is_err() {
-                    return;
-                }
-                // Progress, for `wait_finished` (a long batch to a slow peer is no stall).
-                output.last_write.touch();
+            let raw = output.direct.as_deref();
+            if write_batch(&mut out, raw, &batch, &output).await.is_err() {
+                return;
             }
             if out.flush().await.is_err() {
                 return;
@@ -256,4 +334,40 @@ pub(super) async fn write_loop<W: AsyncWrite>(writer: W, output: Arc<Output>, ti
             output.last_write.touch();
         }
     }
+}
+
+/// Writes `batch` in order, many pieces per system call. With the `raw` socket (plain TCP) by
+/// `sendmsg` on it, bypassing the buffer; when the socket is full, Tokio waits until it takes
+/// more and writes some of the next piece (which also tells Tokio's readiness it was full).
+/// Without, through the buffer, which gathers short runs and hands long ones to the stream as
+/// they are.
+async fn write_batch<W: AsyncWrite + Unpin>(
+    out: &mut BufWriter<W>,
+    raw: Option<&std::net::TcpStream>,
+    batch: &[Bytes],
+    output: &Output,
+) -> std::io::Result<()> {
+    let mut at = Position::default();
+    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+    while !at.done(batch) {
+        let n = at.slices(batch, &mut slices);
+        let written = match raw {
+            Some(socket) => match socket::write_vectored_now(socket, &slices[..n]) {
+                Ok(written) => written,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    out.get_mut().write(&slices[0]).await?
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            },
+            None => out.write_vectored(&slices[..n]).await?,
+        };
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        at.advance(batch, written);
+        // Progress, for `wait_finished` (a long batch to a slow peer is no stall).
+        output.last_write.touch();
+    }
+    Ok(())
 }

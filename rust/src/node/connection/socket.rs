@@ -1,8 +1,9 @@
 //! Every raw system call on a connection's TCP socket, for the plain-TCP fast paths: reads
-//! that neither block nor go through Tokio, peeking, dropping bytes already peeked, and the
-//! socket options these need. The only `unsafe` of the connection.
+//! that neither block nor go through Tokio, peeking, dropping bytes already peeked, vectored
+//! writes, and the socket options these need. The only `unsafe` of the connection.
 
 use bytes::BytesMut;
+use std::io::IoSlice;
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 
@@ -97,6 +98,39 @@ pub(super) fn discard(socket: &TcpStream, bytes: usize) -> std::io::Result<()> {
             "{bytes} bytes already read were not in the socket (only {n})"
         ))),
     }
+}
+
+/// The most buffers one [`write_vectored_now`] passes (Linux's `IOV_MAX` is 1024).
+pub(super) const MAX_SLICES: usize = 64;
+
+/// Writes what the socket takes now of `slices` (at most [`MAX_SLICES`] of them), in order,
+/// in one `sendmsg`, without blocking. `MSG_NOSIGNAL`, as std's `write` passes too: a peer
+/// gone makes this an `EPIPE` error, never a SIGPIPE that would kill a program which put
+/// that signal back to its default (`writev` has no such flag).
+pub(super) fn write_vectored_now(
+    socket: &TcpStream,
+    slices: &[IoSlice<'_>],
+) -> std::io::Result<usize> {
+    let slices = &slices[..slices.len().min(MAX_SLICES)];
+    // SAFETY: an all-zero msghdr is a valid one (no address, no control data).
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    // `IoSlice` is ABI-compatible with `iovec` on Unix (std documents it); sendmsg only reads
+    // through this pointer.
+    message.msg_iov = slices.as_ptr().cast_mut().cast();
+    message.msg_iovlen = slices.len() as _;
+    // SAFETY: a valid descriptor, and a msghdr whose `slices.len()` iovecs point into
+    // buffers borrowed for the duration of the call, which the kernel only reads.
+    let n = unsafe {
+        libc::sendmsg(
+            socket.as_raw_fd(),
+            &message,
+            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(n as usize)
 }
 
 /// Turns on `SO_PEEK_OFF`, so that peeking reads go on where the last one ended; false where
