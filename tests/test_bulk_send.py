@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import random
-import shutil
 import struct
 import sys
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import rawpeer
 from erl import Erl, random_name, wait_until
 from rawpeer import RawPeer
+from test_tls import pki  # noqa: F401 (the fixture: certificates for the TLS test)
 
 import erlnode
 from erlnode import Atom
@@ -230,18 +227,7 @@ def test_a_peer_without_fragments_gets_each_message_in_one_frame(
 # -- TLS ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def pki() -> Iterator[dict[str, Any]]:
-    from test_tls import make_pki
-
-    directory = Path(tempfile.mkdtemp(prefix="erlnode-bulk-tls-", dir="/tmp"))
-    try:
-        yield make_pki(directory)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def test_big_binaries_over_tls(pki: dict[str, Any]) -> None:
+def test_big_binaries_over_tls(pki: dict[str, Any]) -> None:  # noqa: F811 (the fixture)
     from test_tls import tls_erl
 
     erl = tls_erl(pki["optfile"])

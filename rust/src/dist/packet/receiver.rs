@@ -329,13 +329,8 @@ impl Receiver {
     /// Where the next bytes of the frame being read in pieces go, when they are a large
     /// binary's data: at most the rest of the frame.
     pub fn window(&mut self) -> Option<&mut [MaybeUninit<u8>]> {
-        let streaming = self.streaming.as_mut()?;
-        let remaining = streaming.remaining;
-        let data = match &mut streaming.target {
-            Target::Whole { data, .. } => data,
-            Target::Fragment { seq, .. } => &mut self.partials.get_mut(seq)?.data,
-        };
-        let window = data.window()?;
+        let remaining = self.streaming.as_ref()?.remaining;
+        let window = self.streamed_into(0).ok()??.window()?;
         let n = window.len().min(remaining);
         Some(&mut window[..n])
     }
@@ -344,18 +339,9 @@ impl Receiver {
     pub fn wrote(&mut self, n: usize) -> Result<Option<Incoming>, DistError> {
         let cap_room = self.max_reassembly.saturating_sub(self.buffered);
         let lander = self.lander.clone();
-        let Some(streaming) = self.streaming.as_mut() else {
-            return Ok(None);
-        };
-        streaming.remaining -= n;
-        let data = match &mut streaming.target {
-            Target::Whole { data, .. } => data,
-            Target::Fragment { seq, .. } => match self.partials.get_mut(seq) {
-                Some(partial) => &mut partial.data,
-                None => return Err(err("fragment of a dropped sequence")),
-            },
-        };
-        data.wrote(n, lander.as_deref(), cap_room);
+        if let Some(data) = self.streamed_into(n)? {
+            data.wrote(n, lander.as_deref(), cap_room);
+        }
         self.end_of_piece()
     }
 
@@ -363,19 +349,26 @@ impl Receiver {
     fn stream(&mut self, piece: &[u8]) -> Result<Option<Incoming>, DistError> {
         let cap_room = self.max_reassembly.saturating_sub(self.buffered);
         let lander = self.lander.clone();
+        if let Some(data) = self.streamed_into(piece.len())? {
+            data.absorb(piece, lander.as_deref(), cap_room);
+        }
+        self.end_of_piece()
+    }
+
+    /// The message the frame being read in pieces belongs to, once `n` more of its bytes
+    /// came (None when no frame is).
+    fn streamed_into(&mut self, n: usize) -> Result<Option<&mut Assembly>, DistError> {
         let Some(streaming) = self.streaming.as_mut() else {
             return Ok(None);
         };
-        streaming.remaining -= piece.len();
-        let data = match &mut streaming.target {
-            Target::Whole { data, .. } => data,
+        streaming.remaining -= n;
+        match &mut streaming.target {
+            Target::Whole { data, .. } => Ok(Some(data)),
             Target::Fragment { seq, .. } => match self.partials.get_mut(seq) {
-                Some(partial) => &mut partial.data,
-                None => return Err(err("fragment of a dropped sequence")),
+                Some(partial) => Ok(Some(&mut partial.data)),
+                None => Err(err("fragment of a dropped sequence")),
             },
-        };
-        data.absorb(piece, lander.as_deref(), cap_room);
-        self.end_of_piece()
+        }
     }
 
     /// After a piece: when the frame is all read, its message if it completes one.
