@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
     "serve_landings",
     "take_log_records",
+    "wait_log_records",
     "log_records_dropped",
     "set_log_level",
     "TermSyntaxError",
@@ -46,6 +47,9 @@ def serve_landings() -> NoReturn:
 
 def take_log_records(timeout: float) -> list[tuple[int, str, str, Optional[str]]]:
     """The core's log records that arrived, waiting up to `timeout` s for the first."""
+
+def wait_log_records(timeout: float) -> None:
+    """Waits up to `timeout` s until the core has queued records; takes none."""
 
 def log_records_dropped() -> int:
     """How many log records were dropped because the queue was full."""

@@ -28,11 +28,19 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 
 from . import _erlnode
 
 _lock = threading.Lock()
 _started_in: int | None = None  # the pid whose thread drains (a forked child starts its own)
+
+#: Records taken from the core and not yet emitted, and the lock under which records are
+#: taken and emitted: a record is always either in the core's queue or here, so the exit
+#: handler, which takes the lock, emits every one (the thread may be stopped at any point
+#: at exit).
+_taken: deque[tuple[int, str, str, str | None]] = deque()
+_emitting = threading.Lock()
 
 #: How long the thread waits for records before it looks at the level again, in seconds.
 _POLL = 1.0
@@ -66,11 +74,14 @@ def _follow_level() -> None:
 def _run() -> None:
     dropped = 0
     while True:
-        records = _erlnode.take_log_records(_POLL)
-        for start in range(0, len(records), _CHUNK):
+        _erlnode.wait_log_records(_POLL)
+        with _emitting:
+            _taken.extend(_erlnode.take_log_records(0.0))
+        while _taken:
             began = time.thread_time()
-            for record in records[start : start + _CHUNK]:
-                _emit(record)
+            with _emitting:
+                for _ in range(min(_CHUNK, len(_taken))):
+                    _emit(_taken.popleft())
             time.sleep((time.thread_time() - began) * (1 - _SHARE) / _SHARE)
         now_dropped = _erlnode.log_records_dropped()
         if now_dropped != dropped:
@@ -94,5 +105,7 @@ def _emit(record: tuple[int, str, str, str | None]) -> None:
 
 def _emit_pending() -> None:
     """At exit: what the core logged last still reaches the handlers."""
-    for record in _erlnode.take_log_records(0.0):
-        _emit(record)
+    with _emitting:
+        _taken.extend(_erlnode.take_log_records(0.0))
+        while _taken:
+            _emit(_taken.popleft())

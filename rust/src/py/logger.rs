@@ -141,6 +141,15 @@ pub fn install() {
 /// released): a list of `(levelno, logger name, message, peer or None)`.
 #[pyfunction]
 fn take_log_records(py: Python<'_>, timeout: f64) -> Vec<Entry> {
+    wait_log_records(py, timeout);
+    let records = records();
+    py.detach(|| std::iter::from_fn(|| records.queue.pop()).collect())
+}
+
+/// Waits up to `timeout` seconds (with the GIL released) until records are queued; takes
+/// none, so that whoever takes them can do so under a lock of its own.
+#[pyfunction]
+fn wait_log_records(py: Python<'_>, timeout: f64) {
     let records = records();
     let wait = Duration::from_secs_f64(timeout.clamp(0.0, 60.0));
     py.detach(|| {
@@ -154,7 +163,6 @@ fn take_log_records(py: Python<'_>, timeout: f64) -> Vec<Entry> {
                 .unwrap_or_else(|e| e.into_inner());
             records.waiting.store(false, Ordering::SeqCst);
         }
-        std::iter::from_fn(|| records.queue.pop()).collect()
     })
 }
 
@@ -185,6 +193,7 @@ fn set_log_level(levelno: i64) -> bool {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     install();
     m.add_function(wrap_pyfunction!(take_log_records, m)?)?;
+    m.add_function(wrap_pyfunction!(wait_log_records, m)?)?;
     m.add_function(wrap_pyfunction!(log_records_dropped, m)?)?;
     m.add_function(wrap_pyfunction!(set_log_level, m)?)?;
     Ok(())
