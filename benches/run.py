@@ -213,6 +213,9 @@ class Cluster:
         self.beams = Path(tempfile.mkdtemp(prefix="erlnode-bench-"))
         self.epmd_port = 0
         self.env = dict(os.environ)
+        # Every node registers with the private EPMD, started first; none starts a daemon of
+        # its own (which would outlive the run).
+        self.env["ERL_FLAGS"] = f"{self.env.get('ERL_FLAGS', '')} -start_epmd false".strip()
 
     def start(self) -> None:
         sources = sorted(str(p) for p in (BENCHES / "erl").glob("*.erl"))
