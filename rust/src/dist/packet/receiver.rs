@@ -242,10 +242,9 @@ impl Receiver {
 
     /// The message of sequence `seq`, whose last fragment has come.
     fn complete(&mut self, seq: u64) -> Result<Incoming, DistError> {
-        let partial = self
-            .partials
-            .remove(&seq)
-            .expect("completing a known sequence");
+        let Some(partial) = self.partials.remove(&seq) else {
+            return Err(err(format!("sequence {seq} ended, but it was dropped")));
+        };
         self.buffered -= partial.reserved;
         self.count_bulk(&partial.data);
         let (skeleton, bulks) = partial.data.finish();
